@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +160,13 @@ def _open_tar(path: Path) -> tarfile.TarFile:
 
 def _vader_member(path: Path, member: str) -> bytes:
     """A file of the VADER study archive, from the sdist or from the inner archive itself."""
+    try:
+        return _vader_member_unchecked(path, member)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise DataError(f"{path}: truncated or corrupt archive ({err})") from err
+
+
+def _vader_member_unchecked(path: Path, member: str) -> bytes:
     with _open_tar(path) as outer:
         names = outer.getnames()
         inner_name = next((n for n in names if n.endswith(VADER_INNER)), None)

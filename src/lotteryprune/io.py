@@ -7,6 +7,7 @@ place, so a crashed or killed job never leaves a file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -69,3 +70,15 @@ def write_csv(path: str | os.PathLike, frame) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def fingerprint(obj: Any) -> str:
+    """A short stable hash of a JSON-able object (a config section, a list of inputs)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_default).encode()).hexdigest()[:16]
+
+
+def fingerprint_dir(base: str | os.PathLike, obj: Any) -> Path:
+    """``base/<fingerprint of obj>``: a checkpoint directory that a config change never reuses."""
+    path = Path(base) / fingerprint(obj)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

