@@ -90,7 +90,7 @@ def tiny_bert(directory: str | Path, *, layers: int = 2, heads: int = 4, head_di
     vocab += [w for w in TINY_VOCAB_WORDS if w not in vocab]
     vocab = list(dict.fromkeys(vocab))
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)  # transformers 5 ignores vocab_file=
     hidden = heads * head_dim
     config = BertConfig(
         vocab_size=len(vocab),

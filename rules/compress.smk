@@ -1,0 +1,62 @@
+# The compress stage: 0-shot emotion scores -> one sentiment label per text, per method,
+# fitted on the train split's scores only (no labels); Table 2 compares them on test.
+
+
+def compress_settings(wildcards):
+    """Only the method's own config section (so editing compress.lda reruns only lda)."""
+    return config["compress"].get(wildcards.cmethod, {})
+
+
+# Fit one compression method on train scores; label every labelled and extra text.
+rule compress:
+    wildcard_constraints:
+        cmethod="|".join(config["compress"]["methods"]),
+    input:
+        split="results/data/split.parquet",
+        extra_texts="results/data/extra.parquet",
+        labelled=rules.zeroshot.output.scores.format(dataset="labelled"),
+        extra=rules.zeroshot.output.scores.format(dataset="extra"),
+        emotions="config/emotions.yaml",
+    output:
+        labels="results/compress/{cmethod}/labels.parquet",
+        metrics="results/compress/{cmethod}/metrics.json",
+    params:
+        method=lambda wc: wc.cmethod,
+        settings=compress_settings,
+        boundary=lambda wc: config["compress"].get("boundary", 0.5) if wc.cmethod == "lda" else None,
+        seed=config["seed"],
+    log:
+        "results/compress/{cmethod}/compress.log",
+    benchmark:
+        "results/benchmarks/compress/{cmethod}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../workflow/scripts/compress_fit.py"
+
+
+# Table 2: accuracy, F1 and MCC of every compression method on the test split.
+rule table2:
+    input:
+        split="results/data/split.parquet",
+        labels=expand(rules.compress.output.labels, cmethod=config["compress"]["methods"]),
+    output:
+        table="results/table2.csv",
+    params:
+        methods=config["compress"]["methods"],
+    log:
+        "results/compress/table2.log",
+    benchmark:
+        "results/benchmarks/table2/table2.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow/scripts/compress_table2.py"

@@ -1,0 +1,37 @@
+# The zeroshot stage: a score in [0,1] per text for every emotion hypothesis and the direct
+# positive/negative hypotheses (NSP or embedding similarity, by config zeroshot.scorer).
+
+
+def zeroshot_texts(wildcards):
+    """The labelled split or the extra (unlabelled) texts."""
+    if wildcards.dataset == "labelled":
+        return "results/data/split.parquet"
+    return "results/data/extra.parquet"
+
+
+# Score every text of one dataset against every hypothesis, in resumable chunks.
+rule zeroshot:
+    input:
+        texts=zeroshot_texts,
+        model=rules.model.output.model,
+        emotions="config/emotions.yaml",
+    output:
+        scores="results/zeroshot/{dataset}.parquet",
+        info="results/zeroshot/{dataset}.json",
+    params:
+        zeroshot=config["zeroshot"],
+        max_length=config["model"]["max_length"],
+        device=config.get("device", "auto"),
+        workdir=lambda wc: f"results/zeroshot/.work/{wc.dataset}",
+    log:
+        "results/zeroshot/{dataset}.log",
+    benchmark:
+        "results/benchmarks/zeroshot/{dataset}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=720,
+    script:
+        "../workflow/scripts/zeroshot_score.py"

