@@ -1,0 +1,247 @@
+"""Head-pruning baselines: random, iterative magnitude, gradient importance, attention
+entropy and attention to [SEP] (the baselines of MCAP, seed 003; magnitude after seed 002;
+importance after Michel et al. 2019).
+
+Every method returns a keep-mask over heads with exactly ``modeling.n_pruned(L*H, rate)``
+heads removed. Ties in a score are broken deterministically: among equal scores the head
+with the lower (layer, head) index is pruned first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .. import attention, modeling
+from ..training import encode, grouped_batches, train
+from .common import PruneResult, PruneTask
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def keep_from_scores(scores: np.ndarray, n_prune: int, pruned: np.ndarray | None = None) -> np.ndarray:
+    """Keep-mask removing the ``n_prune`` lowest-scoring heads (already ``pruned`` ones first).
+
+    ``scores`` [layers, heads]; a higher score means more worth keeping. Heads already
+    pruned stay pruned (``n_prune`` must be at least their number). Ties: lower flat index
+    pruned first.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"head scores contain NaN or inf: {scores.tolist()}")
+    flat = scores.ravel().copy()
+    if pruned is not None:
+        pruned = np.asarray(pruned, dtype=bool).ravel()
+        if pruned.sum() > n_prune:
+            raise ValueError(f"{int(pruned.sum())} heads already pruned, more than the {n_prune} asked for")
+        flat[pruned] = -np.inf
+    if not 0 <= n_prune < flat.size:
+        raise ValueError(f"cannot prune {n_prune} of {flat.size} heads")
+    order = np.argsort(flat, kind="stable")  # ascending, ties by index
+    keep = np.ones(flat.size, dtype=bool)
+    keep[order[:n_prune]] = False
+    return keep.reshape(scores.shape)
+
+
+def _layout(model_dir) -> tuple[int, int]:
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(str(model_dir))
+    return cfg.num_hidden_layers, cfg.num_attention_heads
+
+
+def _load(task: PruneTask, *, eager: bool = False):
+    kwargs = {"attn_implementation": "eager"} if eager else {}
+    model = modeling.load_classifier(task.model_dir, seed=task.train_cfg.seed, **kwargs)
+    model.to(task.device)
+    return model, modeling.load_tokenizer(task.model_dir)
+
+
+def _slices(target: int, steps: int) -> list[int]:
+    """Cumulative prune counts after each of ``steps`` iterations, ending at ``target``."""
+    return [int(round(target * s / steps)) for s in range(1, steps + 1)]
+
+
+# --------------------------------------------------------------------------- random
+
+
+def run_random(task: PruneTask) -> PruneResult:
+    """One seeded random keep-mask (draw 0). ``draws`` seeded masks go to extras so the
+    caller can score them and report the mean over draws; draw 0 is the returned mask."""
+    start = time.perf_counter()
+    layers, heads = _layout(task.model_dir)
+    draws = int(task.params.get("draws", 1))
+    masks = [modeling.random_keep_mask(layers, heads, task.rate, np.random.default_rng([task.seed, i])) for i in range(draws)]
+    return PruneResult(
+        head_keep=masks[0],
+        extras={"draws": [m.astype(int).tolist() for m in masks], "seconds": time.perf_counter() - start},
+    )
+
+
+# --------------------------------------------------------------------------- magnitude
+
+
+@torch.no_grad()
+def head_magnitudes(model) -> np.ndarray:
+    """Mean |w| of each head's query/key/value rows and output-projection columns: [L, H]."""
+    rows = []
+    for layer in modeling.layers_of(model):
+        attn = layer.attention.self
+        d = attn.attention_head_size
+        qkv = sum(lin.weight.detach().abs().float().view(-1, d, lin.in_features).sum((1, 2)) for lin in (attn.query, attn.key, attn.value))
+        dense = layer.attention.output.dense
+        out = dense.weight.detach().abs().float()
+        out = out.view(out.shape[0], -1, d).sum((0, 2))
+        per_head = 3 * d * attn.query.in_features + d * dense.out_features
+        rows.append(((qkv + out) / per_head).cpu().numpy())
+    return np.stack(rows)
+
+
+def run_magnitude(task: PruneTask) -> PruneResult:
+    """Iterative head magnitude pruning: prune a slice of the lowest-magnitude heads, fine-tune
+    (pruned heads gated to 0) on the lottery sample for ``epochs / steps``, repeat until the
+    rate. A head's magnitude is the L1 of its Q/K/V rows and output columns per parameter."""
+    start = time.perf_counter()
+    steps = int(task.params.get("steps", 3))
+    model, tokenizer = _load(task)
+    layers, heads = modeling.head_layout(model)
+    keep = np.ones((layers, heads), dtype=bool)
+    targets = _slices(modeling.n_pruned(layers * heads, task.rate), steps)
+    step_cfg = replace(task.train_cfg, epochs=task.train_cfg.epochs / steps)
+    history, train_seconds = [], 0.0
+    for s, target in enumerate(targets, 1):
+        scores = head_magnitudes(model)
+        keep = keep_from_scores(scores, target, ~keep)
+        history.append({"step": s, "pruned": int((~keep).sum()), "scores": scores.tolist()})
+        if s < steps:  # the final fine-tuning is the caller's (score_mask)
+            gates = torch.as_tensor(keep, dtype=torch.float32, device=task.device)
+            with modeling.gated(model, gates):
+                stats = train(model, tokenizer, task.train_texts, task.train_labels, replace(step_cfg, seed=step_cfg.seed + s), progress=task.progress, desc=f"magnitude {s}/{steps}")
+            train_seconds += stats["seconds"]
+    return PruneResult(
+        head_keep=keep,
+        history=history,
+        extras={"scores": history[-1]["scores"], "train_seconds": train_seconds, "seconds": time.perf_counter() - start},
+    )
+
+
+# --------------------------------------------------------------------------- importance
+
+
+def head_importance(model, tokenizer, texts, labels, keep: np.ndarray, *, batch_size: int, max_length: int) -> np.ndarray:
+    """Michel et al.'s head importance: sum over batches of |d loss / d gate| with the gates
+    at ``keep`` (pruned heads at 0), normalised per layer by its L2 norm. [L, H]."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:  # only the gates need gradients
+        p.requires_grad_(False)
+    ids = encode(tokenizer, texts, max_length)
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
+    total = torch.zeros(keep.shape, dtype=torch.float64)
+    try:
+        for idx in grouped_batches([len(x) for x in ids], batch_size, None):
+            gates = torch.as_tensor(keep, dtype=torch.float32, device=device).requires_grad_(True)
+            batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with modeling.gated(model, gates):
+                logits = model(**batch).logits
+            loss = torch.nn.functional.cross_entropy(logits.float(), y[idx])
+            (grad,) = torch.autograd.grad(loss, gates)
+            total += grad.detach().abs().double().cpu()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        model.train(was_training)
+    norm = total.pow(2).sum(-1, keepdim=True).sqrt()
+    return (total / (norm + 1e-20)).numpy()
+
+
+def run_importance(task: PruneTask) -> PruneResult:
+    """Iterative gradient head importance (Michel et al. 2019) on the lottery sample.
+
+    The classifier is first fine-tuned on the lottery sample (``finetune``, the training
+    budget): a random classification head makes the loss gradient meaningless. Then
+    ``steps`` times: score the heads with the pruned ones gated to 0, prune the next slice.
+    """
+    start = time.perf_counter()
+    steps = int(task.params.get("steps", 3))
+    model, tokenizer = _load(task)
+    train_seconds = 0.0
+    if task.params.get("finetune", True):
+        train_seconds = train(model, tokenizer, task.train_texts, task.train_labels, task.train_cfg, progress=task.progress, desc="importance fine-tune")["seconds"]
+    layers, heads = modeling.head_layout(model)
+    keep = np.ones((layers, heads), dtype=bool)
+    history = []
+    for s, target in enumerate(_slices(modeling.n_pruned(layers * heads, task.rate), steps), 1):
+        scores = head_importance(
+            model, tokenizer, task.train_texts, task.train_labels, keep,
+            batch_size=task.train_cfg.batch_size, max_length=task.train_cfg.max_length,
+        )
+        keep = keep_from_scores(scores, target, ~keep)
+        history.append({"step": s, "pruned": int((~keep).sum()), "scores": scores.tolist()})
+    return PruneResult(
+        head_keep=keep,
+        history=history,
+        extras={"scores": history[0]["scores"], "train_seconds": train_seconds, "seconds": time.perf_counter() - start},
+    )
+
+
+# --------------------------------------------------------------------------- attention statistics
+
+
+def attention_statistics(task: PruneTask) -> dict[str, np.ndarray]:
+    """Mean attention entropy and mean attention to [SEP] per head ([L, H] each), over the
+    valid query tokens of at most ``batches`` batches of the lottery sample (pretrained model)."""
+    model, tokenizer = _load(task, eager=True)
+    sep = tokenizer.sep_token_id
+    if sep is None:
+        raise ValueError(f"{task.model_dir}: the tokenizer has no [SEP] token")
+    layers, heads = modeling.head_layout(model)
+    entropy = torch.zeros(layers, heads, dtype=torch.float64)
+    to_sep = torch.zeros(layers, heads, dtype=torch.float64)
+    tokens = 0.0
+    for batch in attention.attention_batches(
+        model, tokenizer, task.train_texts,
+        batch_size=task.train_cfg.batch_size, max_length=task.train_cfg.max_length,
+        max_batches=task.params.get("batches"), seed=task.seed, progress=task.progress,
+    ):
+        e, n = attention.head_entropy_sums(batch["attentions"], batch["attention_mask"])
+        s, _ = attention.head_token_attention_sums(batch["attentions"], batch["attention_mask"], batch["input_ids"], sep)
+        entropy += e.double().cpu()
+        to_sep += s.double().cpu()
+        tokens += n
+    return {"entropy": (entropy / tokens).numpy(), "sep": (to_sep / tokens).numpy()}
+
+
+def _run_attention(task: PruneTask, kind: str) -> PruneResult:
+    start = time.perf_counter()
+    stats = attention_statistics(task)
+    value = stats[kind]
+    if kind == "entropy":  # entropy_prune: high = broad (high-entropy) heads go first
+        score = -value if task.params.get("entropy_prune", "high") == "high" else value
+    else:  # heads attending most to [SEP] (a no-op attention) go first
+        score = -value
+    keep = keep_from_scores(score, modeling.n_pruned(value.size, task.rate))
+    return PruneResult(
+        head_keep=keep,
+        extras={"scores": value.tolist(), "entropy": stats["entropy"].tolist(), "sep": stats["sep"].tolist(), "seconds": time.perf_counter() - start},
+    )
+
+
+def run_entropy(task: PruneTask) -> PruneResult:
+    """Prune the heads with the highest mean attention entropy first (``entropy_prune``)."""
+    return _run_attention(task, "entropy")
+
+
+def run_sep(task: PruneTask) -> PruneResult:
+    """Prune the heads that pay the most attention to [SEP] first."""
+    return _run_attention(task, "sep")
