@@ -125,3 +125,80 @@ def test_changed_ga_parameter_reruns_only_ga_and_downstream(completed):
 def test_lint_is_clean(completed):
     proc = _snakemake(completed, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _kill_when(workdir: Path, target: str, ready, timeout: float = 600) -> bool:
+    """Start snakemake on ``target``; SIGKILL its whole process group once ``ready()``.
+
+    Returns True if the kill landed before the job finished.
+    """
+    cmd = [SNAKEMAKE, "--cores", "1", "--configfile", "config/tiny.yaml", target]
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if ready():
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+                return not (workdir / target).exists()
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.02)
+        raise AssertionError(f"{target}: never reached the kill point")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _stable(summary: dict) -> dict:
+    """A GA summary without its wall-clock fields."""
+    drop = {"seconds", "search_seconds", "train_seconds"}
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items() if k not in drop}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+
+    return clean(summary)
+
+
+def test_killed_ga_job_resumes_to_the_same_result(completed):
+    import json
+
+    tiny = yaml.safe_load((completed / "config" / "tiny.yaml").read_text())
+    rate = tiny["prune"]["rates"][-1]
+    job = completed / "results" / "prune" / "ga" / tiny["select"]["default"] / str(rate)
+    before = json.loads((job / "summary.json").read_text())
+    mask_before = (job / "mask.safetensors").read_bytes()
+    shutil.rmtree(job)
+    checkpoints = lambda: list(job.glob("work/*/ga_checkpoint.json"))  # noqa: E731
+    killed = _kill_when(completed, str((job / "mask.safetensors").relative_to(completed)), lambda: bool(checkpoints()))
+    assert killed, "the GA job finished before it could be killed"
+    assert checkpoints() and not (job / "summary.json").exists()
+    _snakemake(completed, str((job / "summary.json").relative_to(completed)))
+    after = json.loads((job / "summary.json").read_text())
+    assert _stable(after) == _stable(before)
+    assert (job / "mask.safetensors").read_bytes() == mask_before
+    log = (job / "prune.log").read_text()
+    assert "resum" in log.lower()
+
+
+def test_killed_zeroshot_job_resumes_from_its_chunks(completed):
+    target = completed / "results" / "zeroshot" / "labelled.parquet"
+    before = pd.read_parquet(target)
+    target.unlink()
+    workdir = completed / "results" / "zeroshot" / ".work" / "labelled"
+    chunks = lambda: len(list(workdir.glob("chunk-*.parquet"))) >= 2  # noqa: E731
+    killed = _kill_when(completed, "results/zeroshot/labelled.parquet", chunks)
+    assert killed, "the zeroshot job finished before it could be killed"
+    assert not target.exists()
+    kept = len(list(workdir.glob("chunk-*.parquet")))
+    _snakemake(completed, "results/zeroshot/labelled.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(target), before)
+    import json
+
+    info = json.loads((completed / "results" / "zeroshot" / "labelled.json").read_text())
+    assert kept >= 2 and info["chunks_reused"] >= 2

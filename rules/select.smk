@@ -1,0 +1,85 @@
+# The lottery sample stage: which few train rows the pruning searches train on. One
+# embedding pass of the train split serves K-means selection at every rate and the map.
+
+
+# Embed the train split once with the pretrained encoder (mean-pooled, L2-normalised).
+rule embed:
+    input:
+        model=rules.model.output.model,
+        split=rules.split.output.table,
+    output:
+        embeddings="results/select/train_embeddings.npz",
+    params:
+        batch_size=config["select"].get("batch_size", 128),
+        max_length=config["model"]["max_length"],
+        device=config.get("device", "auto"),
+    log:
+        "results/select/train_embeddings.log",
+    benchmark:
+        "results/benchmarks/embed/embed.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    script:
+        "../workflow/scripts/select_embed.py"
+
+
+def select_inputs(wildcards):
+    """K-means needs the embeddings; random selection only the split."""
+    inputs = {"split": rules.split.output.table}
+    if wildcards.selector == "kmeans":
+        inputs["embeddings"] = rules.embed.output.embeddings
+    return inputs
+
+
+# Pick the lottery sample: seeded random rows, or the rows nearest K-means centres.
+rule select:
+    input:
+        unpack(select_inputs),
+    output:
+        ids="results/select/{selector}-{srate}/ids.json",
+    params:
+        selector=lambda wc: wc.selector,
+        rate=lambda wc: float(wc.srate),
+        seed=config["seed"],
+    log:
+        "results/select/{selector}-{srate}/select.log",
+    benchmark:
+        "results/benchmarks/select/{selector}-{srate}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    script:
+        "../workflow/scripts/select_pick.py"
+
+
+# A UMAP map of the train embeddings with every selector's picks, one panel per rate.
+rule select_umap:
+    input:
+        split=rules.split.output.table,
+        embeddings=rules.embed.output.embeddings,
+        picks=expand("results/select/{sel}/ids.json", sel=SELECTIONS),
+    output:
+        png="results/figures/selection_umap.png",
+        pdf="results/figures/selection_umap.pdf",
+    params:
+        umap=config["select"].get("umap", {}),
+        seed=config["seed"],
+    log:
+        "results/figures/selection_umap.log",
+    benchmark:
+        "results/benchmarks/select_umap/select_umap.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../workflow/scripts/select_umap.py"

@@ -1,0 +1,466 @@
+"""The paper's genetic head search (section 3.2, Algorithm 1).
+
+An individual is a keep-mask over all heads with exactly ``n_prune`` heads removed; every
+operator below preserves that count. Fitness is the validation F1 of the physically pruned
+pretrained model after short training on the lottery sample (:func:`score_mask`).
+
+One generation:
+
+1. evaluate the population (fitness cache keyed by mask: a mask is never trained twice);
+2. update the best-ever individual, and the global head-score vector
+   ``G <- s * G + (1 - s) * sum_e w_e m_e`` over this generation's elites, with
+   ``w_e = f_e / sum_e f_e`` (so ``G`` stays in [0, 1] and sums to the kept-head count);
+3. stop at a plateau (``patience`` generations without a better best) or at the cap;
+4. drop the worst ``drop_frac``; replace each survivor by a count-preserving crossover
+   child with probability ``crossover_rate``; add ``elite_frac`` global elites (copies of
+   the best masks ever evaluated); refill to the population size with crossover children;
+5. mutate every individual once: swap one kept and one pruned head, the kept head drawn
+   with probability favouring low ``G``, the pruned head favouring high ``G``.
+
+:func:`search` is pure (any ``fitness_fn``), seeded through one ``np.random.Generator``
+whose state is checkpointed after every generation with everything else, so a killed
+search resumes to the same result as an uninterrupted one. Fitness values computed in an
+unfinished generation are journalled one by one, so a kill costs at most one evaluation.
+:func:`run` wraps it with :func:`score_mask` and optional parallel workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..io import write_json
+from .common import PruneResult, PruneTask, score_mask
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "population": 8,
+    "generations": 6,
+    "patience": 3,
+    "drop_frac": 0.1,
+    "elite_frac": 0.1,
+    "crossover_rate": 0.5,
+    "smoothing": 0.7,
+    "workers": 1,
+}
+# keeps every head drawable by a mutation even when G has saturated at 0 or 1
+MUTATION_FLOOR = 0.05
+CHECKPOINT_VERSION = 1
+IMPROVEMENT_TOL = 1e-12
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def mask_key(mask: np.ndarray) -> str:
+    """Cache key of a mask: its flattened bits as a '0'/'1' string (readable in JSON)."""
+    return "".join("1" if b else "0" for b in np.asarray(mask, dtype=bool).ravel())
+
+
+def key_mask(key: str, shape: tuple[int, int]) -> np.ndarray:
+    return np.frombuffer(key.encode(), dtype=np.uint8).reshape(shape) == ord("1")
+
+
+def random_mask(n_total: int, n_prune: int, rng: np.random.Generator) -> np.ndarray:
+    flat = np.ones(n_total, dtype=bool)
+    flat[rng.choice(n_total, size=n_prune, replace=False)] = False
+    return flat
+
+
+def crossover(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Count-preserving ("counter") crossover of two flat keep-masks with equal kept counts.
+
+    The child keeps every head both parents keep, then fills the remaining kept slots at
+    random from heads exactly one parent keeps (the union always has enough).
+    """
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    n_keep = int(a.sum())
+    if int(b.sum()) != n_keep:
+        raise ValueError(f"parents keep {n_keep} and {int(b.sum())} heads; crossover needs equal counts")
+    child = a & b
+    either = np.flatnonzero(a ^ b)
+    need = n_keep - int(child.sum())
+    if need:
+        child[rng.choice(either, size=need, replace=False)] = True
+    return child
+
+
+def mutate(mask: np.ndarray, G: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Swap one kept and one pruned head, guided by the global head scores ``G``.
+
+    The kept head to remove is drawn with probability ~ (1 - G) + floor, the pruned head to
+    restore with probability ~ G + floor. A mask with nothing kept or nothing pruned is
+    returned unchanged.
+    """
+    mask = np.asarray(mask, dtype=bool).copy()
+    kept, pruned = np.flatnonzero(mask), np.flatnonzero(~mask)
+    if len(kept) == 0 or len(pruned) == 0:
+        return mask
+    p_out = (1.0 - G[kept]) + MUTATION_FLOOR
+    p_in = G[pruned] + MUTATION_FLOOR
+    out = rng.choice(kept, p=p_out / p_out.sum())
+    inn = rng.choice(pruned, p=p_in / p_in.sum())
+    mask[out], mask[inn] = False, True
+    return mask
+
+
+def diversity(masks: Sequence[np.ndarray]) -> float:
+    """Mean pairwise Hamming distance between masks, divided by the number of heads."""
+    X = np.asarray(masks, dtype=np.float64).reshape(len(masks), -1)
+    n, total = X.shape
+    if n < 2:
+        return 0.0
+    ones = X.sum(0)  # pairs that differ at a head: ones * zeros
+    return float((ones * (n - ones)).sum() / (n * (n - 1) / 2) / total)
+
+
+def _count(frac: float, population: int) -> int:
+    """Individuals a fraction stands for: at least one when the fraction is positive."""
+    return 0 if frac <= 0 else max(1, int(round(frac * population)))
+
+
+# --------------------------------------------------------------------------- search
+
+
+@dataclass
+class SearchResult:
+    best_mask: np.ndarray  # [layers, heads] bool
+    best_fitness: float
+    history: list[dict]
+    G: np.ndarray  # [layers, heads]
+    evaluations: int  # distinct masks evaluated
+    cache_hits: int
+    generations_run: int
+    stopped: str  # "plateau" | "cap"
+    populations: list[list[str]] = field(default_factory=list)  # mask keys of every generation
+
+
+class Interrupted(RuntimeError):
+    """Raised by ``stop_after`` (tests): the search stopped as if the job was killed."""
+
+
+def _params(params: dict | None) -> dict:
+    merged = {**DEFAULTS, **(params or {})}
+    unknown = set(merged) - set(DEFAULTS)
+    if unknown:
+        raise KeyError(f"prune.ga: unknown keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if merged["population"] < 2:
+        raise ValueError(f"prune.ga.population must be at least 2, got {merged['population']}")
+    return merged
+
+
+def _signature(n_layers: int, n_heads: int, n_prune: int, params: dict, seed: int) -> dict:
+    search_params = {k: v for k, v in params.items() if k != "workers"}  # workers never change results
+    return {"version": CHECKPOINT_VERSION, "shape": [n_layers, n_heads], "n_prune": n_prune, "params": search_params, "seed": seed}
+
+
+def _journal_path(checkpoint_path: Path) -> Path:
+    return checkpoint_path.with_name(checkpoint_path.name + ".journal")
+
+
+def _read_journal(path: Path) -> dict[str, float]:
+    """Fitness values of the unfinished generation; a torn last line (a kill) is ignored."""
+    done: dict[str, float] = {}
+    if not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            done[entry["mask"]] = float(entry["fitness"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    return done
+
+
+def search(
+    n_layers: int,
+    n_heads: int,
+    n_prune: int,
+    fitness_fn: Callable[[np.ndarray], float] | None,
+    params: dict | None = None,
+    seed: int = 0,
+    checkpoint_path: str | Path | None = None,
+    evaluate_many: Callable[[list[np.ndarray]], list[float]] | None = None,
+    *,
+    progress: bool = False,
+    stop_after: int | None = None,
+) -> SearchResult:
+    """Genetic search for the keep-mask ([n_layers, n_heads]) with the highest fitness.
+
+    ``fitness_fn(mask) -> float`` scores one mask; ``evaluate_many(masks) -> fitnesses``, when
+    given, scores several at once (parallel workers; called with at most ``workers`` masks
+    so each result is journalled soon). With ``checkpoint_path``, the state after every
+    generation is saved there (atomically) and a matching checkpoint is resumed from.
+    ``stop_after=k`` raises :class:`Interrupted` once generation ``k`` is checkpointed.
+    """
+    p = _params(params)
+    shape = (n_layers, n_heads)
+    total = n_layers * n_heads
+    if not 0 <= n_prune < total:
+        raise ValueError(f"n_prune must be in [0, {total}), got {n_prune}")
+    if fitness_fn is None and evaluate_many is None:
+        raise ValueError("give fitness_fn or evaluate_many")
+    n_keep = total - n_prune
+    P = int(p["population"])
+    n_drop, n_elite = _count(p["drop_frac"], P), _count(p["elite_frac"], P)
+    n_drop = min(n_drop, P - 1)
+    chunk = max(1, int(p["workers"]))
+    signature = _signature(n_layers, n_heads, n_prune, p, seed)
+    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    journal = _journal_path(ckpt) if ckpt is not None else None
+
+    state = None
+    if ckpt is not None and ckpt.exists():
+        state = json.loads(ckpt.read_text())
+        if state.get("signature") != signature:
+            log.warning("%s: checkpoint is for another search (%s); starting afresh", ckpt, state.get("signature"))
+            state = None
+    rng = np.random.default_rng(seed)
+    if state is None:
+        population = [random_mask(total, n_prune, rng) for _ in range(P)]
+        cache: dict[str, float] = {}
+        G = np.full(total, n_keep / total)
+        best_key, best_fit = None, -math.inf
+        history: list[dict] = []
+        populations: list[list[str]] = []
+        generation, since_best, stopped = 0, 0, None
+        hits_total = 0
+        if journal is not None and journal.exists():
+            journal.unlink()
+    else:
+        log.info("%s: resuming at generation %d", ckpt, state["generation"])
+        rng.bit_generator.state = state["rng"]
+        population = [key_mask(k, shape).ravel() for k in state["population"]]
+        cache = {k: float(v) for k, v in state["cache"].items()}
+        G = np.asarray(state["G"], dtype=np.float64)
+        best_key, best_fit = state["best_key"], (state["best_fitness"] if state["best_key"] is not None else -math.inf)
+        history, populations = state["history"], state["populations"]
+        generation, since_best, stopped = state["generation"], state["since_best"], state["stopped"]
+        hits_total = state["cache_hits"]
+    pending = _read_journal(journal) if journal is not None else {}
+
+    def evaluate(masks: list[np.ndarray]) -> tuple[list[float], int, int]:
+        """Fitness of each mask: cached, journalled, or computed now (each distinct mask once)."""
+        keys = [mask_key(m) for m in masks]
+        fresh = [k for k in dict.fromkeys(keys) if k not in cache]
+        hits = len(keys) - len(fresh)
+        todo = [k for k in fresh if k not in pending]
+        bar = tqdm(total=len(todo), desc=f"generation {generation}", disable=not progress, leave=False)
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            part_masks = [key_mask(k, shape) for k in part]
+            values = evaluate_many(part_masks) if evaluate_many is not None else [fitness_fn(m) for m in part_masks]
+            for k, v in zip(part, values):
+                pending[k] = float(v)
+                if journal is not None:
+                    with open(journal, "a") as fh:
+                        fh.write(json.dumps({"mask": k, "fitness": float(v)}) + "\n")
+                        fh.flush()
+            bar.update(len(part))
+        bar.close()
+        for k in fresh:
+            cache[k] = pending.pop(k)
+        return [cache[k] for k in keys], len(fresh), hits
+
+    def save() -> None:
+        if ckpt is None:
+            return
+        write_json(
+            ckpt,
+            {
+                "signature": signature,
+                "generation": generation,
+                "population": [mask_key(m) for m in population],
+                "cache": cache,
+                "G": G.tolist(),
+                "best_key": best_key,
+                "best_fitness": best_fit if best_key is not None else None,
+                "since_best": since_best,
+                "stopped": stopped,
+                "history": history,
+                "populations": populations,
+                "cache_hits": hits_total,
+                "rng": rng.bit_generator.state,
+            },
+        )
+        if journal is not None and journal.exists():
+            journal.unlink()
+
+    while stopped is None:
+        t0 = time.perf_counter()
+        for m in population:  # the invariant every operator keeps
+            if int((~m).sum()) != n_prune:
+                raise AssertionError(f"generation {generation}: an individual prunes {int((~m).sum())} heads, not {n_prune}")
+        fitness, n_new, hits = evaluate(population)
+        hits_total += hits
+        f = np.asarray(fitness)
+        order = np.argsort(-f, kind="stable")
+        if f[order[0]] > best_fit + IMPROVEMENT_TOL:
+            best_key, best_fit, since_best = mask_key(population[order[0]]), float(f[order[0]]), 0
+        else:
+            since_best += 1
+
+        # G from this generation's elites, weighted by normalised fitness
+        elites = order[: max(1, n_elite)]
+        fe = np.clip(f[elites], 0.0, None)
+        w = fe / fe.sum() if fe.sum() > 0 else np.full(len(elites), 1.0 / len(elites))
+        update = (w[:, None] * np.asarray([population[i] for i in elites], dtype=np.float64)).sum(0)
+        G = p["smoothing"] * G + (1.0 - p["smoothing"]) * update
+
+        populations.append([mask_key(m) for m in population])
+        history.append(
+            {
+                "generation": generation,
+                "best": float(f[order[0]]),
+                "mean": float(f.mean()),
+                "worst": float(f[order[-1]]),
+                "diversity": diversity(population),
+                "evaluated": n_new,
+                "cache_hits": hits,
+                "seconds": time.perf_counter() - t0,
+                "best_ever": best_fit,
+            }
+        )
+        log.info(
+            "generation %d: best %.4f mean %.4f best-ever %.4f diversity %.3f (%d new, %d cached)",
+            generation, f[order[0]], f.mean(), best_fit, history[-1]["diversity"], n_new, hits,
+        )
+        if since_best >= p["patience"]:
+            stopped = "plateau"
+        elif generation + 1 >= p["generations"]:
+            stopped = "cap"
+        else:
+            population = _next_generation(population, order, cache, G, P, n_drop, n_elite, p["crossover_rate"], rng)
+        generation += 1
+        save()
+        if stop_after is not None and generation >= stop_after and stopped is None:
+            raise Interrupted(f"stopped after generation {generation - 1}")
+
+    return SearchResult(
+        best_mask=key_mask(best_key, shape).copy(),
+        best_fitness=best_fit,
+        history=history,
+        G=G.reshape(shape),
+        evaluations=len(cache),
+        cache_hits=hits_total,
+        generations_run=generation,
+        stopped=stopped,
+        populations=populations,
+    )
+
+
+def _next_generation(population, order, cache, G, P, n_drop, n_elite, crossover_rate, rng) -> list[np.ndarray]:
+    survivors = [population[i] for i in order[: len(order) - n_drop]]
+    nxt = []
+    for i, ind in enumerate(survivors):
+        if len(survivors) > 1 and rng.random() < crossover_rate:
+            j = int(rng.integers(len(survivors) - 1))
+            partner = survivors[j + (j >= i)]  # any survivor but itself
+            nxt.append(crossover(ind, partner, rng))
+        else:
+            nxt.append(ind.copy())
+    # global elites: the best masks ever evaluated (ties broken by key, for determinism)
+    ranked = sorted(cache.items(), key=lambda kv: (-kv[1], kv[0]))
+    shape = (1, len(G))
+    nxt += [key_mask(k, shape).ravel().copy() for k, _ in ranked[:n_elite]]
+    while len(nxt) < P:
+        a, b = rng.choice(len(survivors), size=2, replace=len(survivors) < 2)
+        nxt.append(crossover(survivors[a], survivors[b], rng))
+    nxt = nxt[:P]
+    return [mutate(m, G, rng) for m in nxt]
+
+
+# --------------------------------------------------------------------------- the method
+
+
+_WORKER_TASK: PruneTask | None = None
+
+
+def _worker_init(task: PruneTask, threads: int, devices) -> None:
+    import torch
+
+    global _WORKER_TASK
+    torch.set_num_threads(threads)
+    if devices is not None:  # one CUDA device per worker
+        task.device = devices.get()
+    _WORKER_TASK = task
+
+
+def _worker_score(mask: np.ndarray) -> float:
+    return float(score_mask(_WORKER_TASK, mask)["f1"])
+
+
+def _model_layout(model_dir) -> tuple[int, int]:
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(str(model_dir))
+    return cfg.num_hidden_layers, cfg.num_attention_heads
+
+
+def run(task: PruneTask) -> PruneResult:
+    """The GA as a pruning method: fitness = validation F1 from :func:`score_mask`."""
+    from .. import modeling
+
+    p = _params(task.params)
+    n_layers, n_heads = _model_layout(task.model_dir)
+    n_prune = modeling.n_pruned(n_layers * n_heads, task.rate)
+    ckpt = Path(task.workdir) / "ga_checkpoint.json" if task.workdir is not None else None
+    workers = int(p["workers"])
+
+    def fitness(mask: np.ndarray) -> float:
+        return float(score_mask(task, mask)["f1"])
+
+    pool = manager = None
+    evaluate_many = None
+    if workers > 1:
+        import multiprocessing as mp
+
+        import torch
+
+        ctx = mp.get_context("spawn")
+        devices = None
+        if str(task.device).startswith("cuda") and torch.cuda.device_count() > 1:
+            workers = min(workers, torch.cuda.device_count())
+            manager = ctx.Manager()
+            devices = manager.Queue()
+            for i in range(workers):
+                devices.put(f"cuda:{i}")
+        threads = max(1, int(task.threads) // workers)
+        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(task, threads, devices))
+
+        def evaluate_many(masks: list[np.ndarray]) -> list[float]:
+            return pool.map(_worker_score, masks, chunksize=1)
+
+    log.info("GA: %dx%d heads, prune %d, params %s, %d worker(s)", n_layers, n_heads, n_prune, p, workers)
+    try:
+        result = search(n_layers, n_heads, n_prune, fitness, p, seed=task.seed, checkpoint_path=ckpt,
+                        evaluate_many=evaluate_many, progress=task.progress)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        if manager is not None:
+            manager.shutdown()
+    return PruneResult(
+        head_keep=result.best_mask,
+        unit="heads",
+        history=result.history,
+        extras={
+            "best_fitness": result.best_fitness,
+            "G": result.G.tolist(),
+            "evaluations": result.evaluations,
+            "cache_hits": result.cache_hits,
+            "generations_run": result.generations_run,
+            "stopped": result.stopped,
+            "n_prune": n_prune,
+        },
+    )

@@ -1,0 +1,101 @@
+"""Build the :class:`PruneTask` a pruning job runs on, the same way everywhere (the prune rule,
+benchmarks/ga_vs_random.py): lottery sample rows, a seeded stratified validation subset,
+the short-training recipe of ``prune.train`` and the method's own config section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .prune.common import PruneTask
+from .training import TrainConfig
+
+
+def lottery_rows(split_df: pd.DataFrame, sample_ids: Sequence[str]) -> pd.DataFrame:
+    """The train rows of ``sample_ids``, in that order; an id not in the train split is named."""
+    train = split_df[split_df["split"] == "train"]
+    train = train.set_index(train["id"].astype(str).rename(None))
+    ids = [str(i) for i in sample_ids]
+    missing = [i for i in ids if i not in train.index]
+    if missing:
+        raise KeyError(f"lottery sample ids not in the train split: {missing[:5]} ({len(missing)} in all)")
+    if len(set(ids)) != len(ids):
+        raise ValueError("lottery sample has duplicate ids")
+    return train.loc[ids].reset_index(drop=True)
+
+
+def valid_subset(split_df: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
+    """A stratified, seeded subset of the valid split (``None`` or too large = all rows),
+    in split order."""
+    valid = split_df[split_df["split"] == "valid"].reset_index(drop=True)
+    if len(valid) == 0:
+        raise ValueError("split has no valid rows")
+    if size is None or size >= len(valid):
+        return valid
+    from sklearn.model_selection import train_test_split
+
+    labels = valid["label"].to_numpy()
+    stratify = labels if np.unique(labels, return_counts=True)[1].min() >= 2 else None
+    rows, _ = train_test_split(np.arange(len(valid)), train_size=int(size), stratify=stratify, random_state=seed)
+    return valid.iloc[np.sort(rows)].reset_index(drop=True)
+
+
+# methods whose config section has another name
+SECTION_OF = {"entropy": "attention", "sep": "attention", "seven_heads": "seven"}
+
+
+def method_params(config: dict, method: str) -> dict:
+    """The method's own config section (``prune.<method>``, or the section it shares)."""
+    prune = config["prune"]
+    section = prune.get(method)
+    if section is None:
+        section = prune.get(SECTION_OF.get(method, method))
+    return dict(section or {})
+
+
+def prune_fraction(rate: float) -> float:
+    """A prune rate from the config / wildcard (percent, 1..99) as a fraction."""
+    rate = float(rate)
+    if not 1 <= rate < 100:
+        raise ValueError(f"prune rate is a percent in [1, 100) (as in prune.rates), got {rate}")
+    return rate / 100.0
+
+
+def build_task(
+    split_df: pd.DataFrame,
+    sample_ids: Sequence[str],
+    config: dict,
+    rate: float,
+    model_dir: str | Path,
+    method: str,
+    workdir: str | Path | None = None,
+    device: str = "cpu",
+    threads: int = 1,
+    progress: bool = True,
+) -> PruneTask:
+    """The pruning task of one job. ``rate`` is the prune rate in percent (e.g. 70)."""
+    prune = config["prune"]
+    train = lottery_rows(split_df, sample_ids)
+    valid = valid_subset(split_df, prune.get("fitness_valid_size"), int(config["seed"]))
+    train_cfg = TrainConfig.from_dict(dict(prune["train"]), max_length=int(config["model"].get("max_length", 64)), seed=int(config["seed"]))
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    return PruneTask(
+        model_dir=str(model_dir),
+        train_texts=train["text"].astype(str).tolist(),
+        train_labels=train["label"].astype(int).tolist(),
+        valid_texts=valid["text"].astype(str).tolist(),
+        valid_labels=valid["label"].astype(int).tolist(),
+        rate=prune_fraction(rate),
+        train_cfg=train_cfg,
+        params=method_params(config, method),
+        seed=int(config["seed"]),
+        workdir=Path(workdir) if workdir is not None else None,
+        device=str(device),
+        threads=int(threads),
+        progress=progress,
+    )
