@@ -8,10 +8,6 @@ rule bench:
         mask=rules.prune.output.mask,
     output:
         json="results/bench/{method}/{sel}/{rate}.json",
-    params:
-        bench=config["bench"],
-        seed=config["seed"],
-        device=config.get("device", "auto"),
     log:
         "results/bench/{method}/{sel}/{rate}.log",
     benchmark:
@@ -22,5 +18,9 @@ rule bench:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        bench=config["bench"],
+        seed=config["seed"],
+        device=config.get("device", "auto"),
     script:
         "../workflow/scripts/bench_run.py"

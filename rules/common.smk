@@ -11,9 +11,8 @@ validate(config, schema="../config/schema.yaml")
 # Scripts import the library from src/ (also inside conda envs and on SLURM nodes, which
 # inherit the submitting environment).
 SRC = os.path.join(workflow.basedir, "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
-)
+_inherited = os.environ.copy().pop("PYTHONPATH", "")
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 sys.path.insert(0, SRC)
 
 
@@ -67,19 +66,27 @@ def figure7_paths():
         augs = config["finetune"]["augmentations"] if method in augmented else ["none"]
         for aug in augs:
             for rate in PRUNE_RATES:
-                paths += [finetune_path(method, DEFAULT_SEL, rate, aug, s) for s in SEEDS]
+                paths += [
+                    finetune_path(method, DEFAULT_SEL, rate, aug, s) for s in SEEDS
+                ]
     return paths
 
 
 def table4_paths():
     """GA at the reference rate with each compression method (and none) as augmentation."""
     augs = ["none"] + list(config["compress"]["methods"])
-    return [finetune_path("ga", DEFAULT_SEL, REF_RATE, a, s) for a in augs for s in SEEDS]
+    return [
+        finetune_path("ga", DEFAULT_SEL, REF_RATE, a, s) for a in augs for s in SEEDS
+    ]
 
 
 def table6_paths():
     """GA at the reference rate, no augmentation, for every lottery selection."""
-    return [finetune_path("ga", sel, REF_RATE, "none", s) for sel in SELECTIONS for s in SEEDS]
+    return [
+        finetune_path("ga", sel, REF_RATE, "none", s)
+        for sel in SELECTIONS
+        for s in SEEDS
+    ]
 
 
 def table6_summaries():
@@ -99,4 +106,60 @@ def ga_summaries():
 
 
 def all_finetune_paths():
-    return sorted(set(reference_paths() + figure7_paths() + table4_paths() + table6_paths()))
+    return sorted(
+        set(reference_paths() + figure7_paths() + table4_paths() + table6_paths())
+    )
+
+
+# --------------------------------------------------------------------------- input functions
+
+
+# used by rules/compress.smk
+def compress_settings(wildcards):
+    """Only the method's own config section (so editing compress.lda reruns only lda)."""
+    return config["compress"].get(wildcards.cmethod, {})
+
+
+# used by rules/finetune.smk
+def augmentation_inputs(wildcards):
+    """The compression labels an augmentation uses (none: no phase 1)."""
+    if wildcards.aug == "none":
+        return {}
+    return {
+        "labels": f"results/compress/{wildcards.aug}/labels.parquet",
+        "extra": "results/data/extra.parquet",
+    }
+
+
+# used by rules/finetune.smk
+FINETUNE_PARAMS = dict(
+    augment=config["finetune"].get("augment", config["finetune"]["train"]),
+    train=config["finetune"]["train"],
+    max_length=config["model"]["max_length"],
+    save_model=config["finetune"].get("save_model", False),
+    device=config.get("device", "auto"),
+)
+
+
+# used by rules/prune.smk
+# A method's config section; variants share their family's section.
+def method_params(wildcards):
+    section = {"seven_heads": "seven", "entropy": "attention", "sep": "attention"}
+    return config["prune"].get(section.get(wildcards.method, wildcards.method), {})
+
+
+# used by rules/select.smk
+def select_inputs(wildcards):
+    """K-means needs the embeddings; random selection only the split."""
+    inputs = {"split": rules.split.output.table}
+    if wildcards.selector == "kmeans":
+        inputs["embeddings"] = rules.embed.output.embeddings
+    return inputs
+
+
+# used by rules/zeroshot.smk
+def zeroshot_texts(wildcards):
+    """The labelled split or the extra (unlabelled) texts."""
+    if wildcards.dataset == "labelled":
+        return "results/data/split.parquet"
+    return "results/data/extra.parquet"

@@ -2,15 +2,8 @@
 # fitted on the train split's scores only (no labels); Table 2 compares them on test.
 
 
-def compress_settings(wildcards):
-    """Only the method's own config section (so editing compress.lda reruns only lda)."""
-    return config["compress"].get(wildcards.cmethod, {})
-
-
 # Fit one compression method on train scores; label every labelled and extra text.
 rule compress:
-    wildcard_constraints:
-        cmethod="|".join(config["compress"]["methods"]),
     input:
         split="results/data/split.parquet",
         extra_texts="results/data/extra.parquet",
@@ -20,21 +13,25 @@ rule compress:
     output:
         labels="results/compress/{cmethod}/labels.parquet",
         metrics="results/compress/{cmethod}/metrics.json",
-    params:
-        method=lambda wc: wc.cmethod,
-        settings=compress_settings,
-        boundary=lambda wc: config["compress"].get("boundary", 0.5) if wc.cmethod == "lda" else None,
-        seed=config["seed"],
     log:
         "results/compress/{cmethod}/compress.log",
     benchmark:
         "results/benchmarks/compress/{cmethod}.tsv"
+    wildcard_constraints:
+        cmethod="|".join(config["compress"]["methods"]),
     conda:
         "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
+    params:
+        method=lambda wc: wc.cmethod,
+        settings=compress_settings,
+        boundary=lambda wc: (
+            config["compress"].get("boundary", 0.5) if wc.cmethod == "lda" else None
+        ),
+        seed=config["seed"],
     script:
         "../workflow/scripts/compress_fit.py"
 
@@ -43,11 +40,11 @@ rule compress:
 rule table2:
     input:
         split="results/data/split.parquet",
-        labels=expand(rules.compress.output.labels, cmethod=config["compress"]["methods"]),
+        labels=expand(
+            rules.compress.output.labels, cmethod=config["compress"]["methods"]
+        ),
     output:
         table="results/table2.csv",
-    params:
-        methods=config["compress"]["methods"],
     log:
         "results/compress/table2.log",
     benchmark:
@@ -58,5 +55,7 @@ rule table2:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        methods=config["compress"]["methods"],
     script:
         "../workflow/scripts/compress_table2.py"

@@ -7,10 +7,6 @@ rule download:
     output:
         raw="results/data/raw/{dataset}.download",
         provenance="results/data/raw/{dataset}.provenance.json",
-    params:
-        source=lambda wc: config["data"][wc.dataset]["source"],
-        sha256=lambda wc: config["data"][wc.dataset].get("sha256"),
-        size=lambda wc: config["data"][wc.dataset].get("size"),
     log:
         "results/data/raw/{dataset}.download.log",
     benchmark:
@@ -20,6 +16,10 @@ rule download:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        source=lambda wc: config["data"][wc.dataset]["source"],
+        sha256=lambda wc: config["data"][wc.dataset].get("sha256"),
+        size=lambda wc: config["data"][wc.dataset].get("size"),
     script:
         "../workflow/scripts/data_download.py"
 
@@ -31,13 +31,6 @@ rule normalise:
     output:
         table="results/data/{dataset}.parquet",
         report="results/data/{dataset}.report.json",
-    params:
-        format=lambda wc: config["data"][wc.dataset]["format"],
-        member=lambda wc: config["data"][wc.dataset].get("member"),
-        max_rows=lambda wc: config["data"].get(
-            "max_labelled" if wc.dataset == "labelled" else "max_extra"
-        ),
-        seed=config["seed"],
     log:
         "results/data/{dataset}.normalise.log",
     benchmark:
@@ -47,6 +40,13 @@ rule normalise:
     resources:
         mem_mb=8000,
         runtime=60,
+    params:
+        format=lambda wc: config["data"][wc.dataset]["format"],
+        member=lambda wc: config["data"][wc.dataset].get("member"),
+        max_rows=lambda wc: config["data"].get(
+            "max_labelled" if wc.dataset == "labelled" else "max_extra"
+        ),
+        seed=config["seed"],
     script:
         "../workflow/scripts/data_normalise.py"
 
@@ -58,9 +58,6 @@ rule split:
     output:
         table="results/data/split.parquet",
         summary="results/data/split.json",
-    params:
-        fractions=config["data"]["split"],
-        seed=config["seed"],
     log:
         "results/data/split.log",
     benchmark:
@@ -70,6 +67,9 @@ rule split:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        fractions=config["data"]["split"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/data_split.py"
 
@@ -79,9 +79,6 @@ rule model:
     output:
         model=directory("results/model/pretrained"),
         info="results/model/model.json",
-    params:
-        source=config["model"]["source"],
-        seed=config["seed"],
     log:
         "results/model/model.log",
     benchmark:
@@ -91,5 +88,8 @@ rule model:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        source=config["model"]["source"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/data_model.py"

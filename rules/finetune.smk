@@ -2,25 +2,6 @@
 # labels, evaluated once on the test split. The unpruned model is the reference.
 
 
-def augmentation_inputs(wildcards):
-    """The compression labels an augmentation uses (none: no phase 1)."""
-    if wildcards.aug == "none":
-        return {}
-    return {
-        "labels": f"results/compress/{wildcards.aug}/labels.parquet",
-        "extra": "results/data/extra.parquet",
-    }
-
-
-FINETUNE_PARAMS = dict(
-    augment=config["finetune"].get("augment", config["finetune"]["train"]),
-    train=config["finetune"]["train"],
-    max_length=config["model"]["max_length"],
-    save_model=config["finetune"].get("save_model", False),
-    device=config.get("device", "auto"),
-)
-
-
 # Fine-tune one pruning result (method, lottery sample, rate) with one augmentation and seed.
 rule finetune:
     input:
@@ -30,8 +11,6 @@ rule finetune:
         mask=rules.prune.output.mask,
     output:
         metrics="results/finetune/{method}/{sel}/{rate}/{aug}/seed{seed}/metrics.json",
-    params:
-        **FINETUNE_PARAMS,
     log:
         "results/finetune/{method}/{sel}/{rate}/{aug}/seed{seed}/finetune.log",
     benchmark:
@@ -42,6 +21,8 @@ rule finetune:
     resources:
         mem_mb=8000,
         runtime=240,
+    params:
+        **FINETUNE_PARAMS,
     script:
         "../workflow/scripts/finetune_run.py"
 
@@ -54,8 +35,6 @@ rule finetune_reference:
         split=rules.split.output.table,
     output:
         metrics="results/finetune/unpruned/{aug}/seed{seed}/metrics.json",
-    params:
-        **FINETUNE_PARAMS,
     log:
         "results/finetune/unpruned/{aug}/seed{seed}/finetune.log",
     benchmark:
@@ -66,5 +45,7 @@ rule finetune_reference:
     resources:
         mem_mb=8000,
         runtime=240,
+    params:
+        **FINETUNE_PARAMS,
     script:
         "../workflow/scripts/finetune_run.py"

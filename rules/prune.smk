@@ -2,12 +2,6 @@
 # one interface (lotteryprune.prune.METHODS), every output the same kind of file.
 
 
-# A method's config section; variants share their family's section.
-def method_params(wildcards):
-    section = {"seven_heads": "seven", "entropy": "attention", "sep": "attention"}
-    return config["prune"].get(section.get(wildcards.method, wildcards.method), {})
-
-
 # Search/score a keep-mask (or weight mask) for one method at one prune rate.
 rule prune:
     input:
@@ -17,14 +11,6 @@ rule prune:
     output:
         mask="results/prune/{method}/{sel}/{rate}/mask.safetensors",
         summary="results/prune/{method}/{sel}/{rate}/summary.json",
-    params:
-        method_params=method_params,
-        train=config["prune"]["train"],
-        fitness_valid_size=config["prune"].get("fitness_valid_size"),
-        max_length=config["model"]["max_length"],
-        seed=config["seed"],
-        device=config.get("device", "auto"),
-        workdir=lambda wc: f"results/prune/{wc.method}/{wc.sel}/{wc.rate}/work",
     log:
         "results/prune/{method}/{sel}/{rate}/prune.log",
     benchmark:
@@ -35,5 +21,13 @@ rule prune:
     resources:
         mem_mb=8000,
         runtime=240,
+    params:
+        method_params=method_params,
+        train=config["prune"]["train"],
+        fitness_valid_size=config["prune"].get("fitness_valid_size"),
+        max_length=config["model"]["max_length"],
+        seed=config["seed"],
+        device=config.get("device", "auto"),
+        workdir=lambda wc: f"results/prune/{wc.method}/{wc.sel}/{wc.rate}/work",
     script:
         "../workflow/scripts/prune_run.py"

@@ -9,16 +9,26 @@ rule tables:
         table6_summaries=table6_summaries(),
         model_info=rules.model.output.info,
     output:
-        table4=report("results/table4.csv", caption="../workflow/report/table4.rst", category="Tables"),
-        table5=report("results/table5.csv", caption="../workflow/report/table5.rst", category="Tables"),
-        table6=report("results/table6.csv", caption="../workflow/report/table6.rst", category="Tables"),
-        claims=report("results/claims.csv", caption="../workflow/report/claims.rst", category="Tables"),
-    params:
-        selection=DEFAULT_SEL,
-        rate=REF_RATE,
-        loss_allocation=config["report"].get("loss_allocation", 1.0),
-        model=config["model"]["source"],
-        data=config["data"]["labelled"]["format"],
+        table4=report(
+            "results/table4.csv",
+            caption="../workflow/report/table4.rst",
+            category="Tables",
+        ),
+        table5=report(
+            "results/table5.csv",
+            caption="../workflow/report/table5.rst",
+            category="Tables",
+        ),
+        table6=report(
+            "results/table6.csv",
+            caption="../workflow/report/table6.rst",
+            category="Tables",
+        ),
+        claims=report(
+            "results/claims.csv",
+            caption="../workflow/report/claims.rst",
+            category="Tables",
+        ),
     log:
         "results/report/tables.log",
     benchmark:
@@ -28,6 +38,12 @@ rule tables:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        selection=DEFAULT_SEL,
+        rate=REF_RATE,
+        loss_allocation=config["report"].get("loss_allocation", 1.0),
+        model=config["model"]["source"],
+        data=config["data"]["labelled"]["format"],
     script:
         "../workflow/scripts/report_tables.py"
 
@@ -39,12 +55,26 @@ rule figures:
         bench=bench_paths(),
         ga=ga_summaries(),
     output:
-        fig7=report("results/figures/fig7_f1_vs_rate.png", caption="../workflow/report/fig7.rst", category="Figures"),
-        fig8=report("results/figures/fig8_time_vs_rate.png", caption="../workflow/report/fig8.rst", category="Figures"),
-        fig9=report("results/figures/fig9_head_grids.png", caption="../workflow/report/fig9.rst", category="Figures"),
-        fitness=report("results/figures/ga_fitness.png", caption="../workflow/report/fitness.rst", category="Figures"),
-    params:
-        selection=DEFAULT_SEL,
+        fig7=report(
+            "results/figures/fig7_f1_vs_rate.png",
+            caption="../workflow/report/fig7.rst",
+            category="Figures",
+        ),
+        fig8=report(
+            "results/figures/fig8_time_vs_rate.png",
+            caption="../workflow/report/fig8.rst",
+            category="Figures",
+        ),
+        fig9=report(
+            "results/figures/fig9_head_grids.png",
+            caption="../workflow/report/fig9.rst",
+            category="Figures",
+        ),
+        fitness=report(
+            "results/figures/ga_fitness.png",
+            caption="../workflow/report/fitness.rst",
+            category="Figures",
+        ),
     log:
         "results/report/figures.log",
     benchmark:
@@ -54,5 +84,7 @@ rule figures:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        selection=DEFAULT_SEL,
     script:
         "../workflow/scripts/report_figures.py"

@@ -9,10 +9,6 @@ rule embed:
         split=rules.split.output.table,
     output:
         embeddings="results/select/train_embeddings.npz",
-    params:
-        batch_size=config["select"].get("batch_size", 128),
-        max_length=config["model"]["max_length"],
-        device=config.get("device", "auto"),
     log:
         "results/select/train_embeddings.log",
     benchmark:
@@ -23,16 +19,12 @@ rule embed:
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        batch_size=config["select"].get("batch_size", 128),
+        max_length=config["model"]["max_length"],
+        device=config.get("device", "auto"),
     script:
         "../workflow/scripts/select_embed.py"
-
-
-def select_inputs(wildcards):
-    """K-means needs the embeddings; random selection only the split."""
-    inputs = {"split": rules.split.output.table}
-    if wildcards.selector == "kmeans":
-        inputs["embeddings"] = rules.embed.output.embeddings
-    return inputs
 
 
 # Pick the lottery sample: seeded random rows, or the rows nearest K-means centres.
@@ -41,10 +33,6 @@ rule select:
         unpack(select_inputs),
     output:
         ids="results/select/{selector}-{srate}/ids.json",
-    params:
-        selector=lambda wc: wc.selector,
-        rate=lambda wc: float(wc.srate),
-        seed=config["seed"],
     log:
         "results/select/{selector}-{srate}/select.log",
     benchmark:
@@ -55,6 +43,10 @@ rule select:
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        selector=lambda wc: wc.selector,
+        rate=lambda wc: float(wc.srate),
+        seed=config["seed"],
     script:
         "../workflow/scripts/select_pick.py"
 
@@ -68,9 +60,6 @@ rule select_umap:
     output:
         png="results/figures/selection_umap.png",
         pdf="results/figures/selection_umap.pdf",
-    params:
-        umap=config["select"].get("umap", {}),
-        seed=config["seed"],
     log:
         "results/figures/selection_umap.log",
     benchmark:
@@ -81,5 +70,8 @@ rule select_umap:
     resources:
         mem_mb=8000,
         runtime=60,
+    params:
+        umap=config["select"].get("umap", {}),
+        seed=config["seed"],
     script:
         "../workflow/scripts/select_umap.py"

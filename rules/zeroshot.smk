@@ -2,13 +2,6 @@
 # positive/negative hypotheses (NSP or embedding similarity, by config zeroshot.scorer).
 
 
-def zeroshot_texts(wildcards):
-    """The labelled split or the extra (unlabelled) texts."""
-    if wildcards.dataset == "labelled":
-        return "results/data/split.parquet"
-    return "results/data/extra.parquet"
-
-
 # Score every text of one dataset against every hypothesis, in resumable chunks.
 rule zeroshot:
     input:
@@ -18,11 +11,6 @@ rule zeroshot:
     output:
         scores="results/zeroshot/{dataset}.parquet",
         info="results/zeroshot/{dataset}.json",
-    params:
-        zeroshot=config["zeroshot"],
-        max_length=config["model"]["max_length"],
-        device=config.get("device", "auto"),
-        workdir=lambda wc: f"results/zeroshot/.work/{wc.dataset}",
     log:
         "results/zeroshot/{dataset}.log",
     benchmark:
@@ -33,5 +21,10 @@ rule zeroshot:
     resources:
         mem_mb=8000,
         runtime=720,
+    params:
+        zeroshot=config["zeroshot"],
+        max_length=config["model"]["max_length"],
+        device=config.get("device", "auto"),
+        workdir=lambda wc: f"results/zeroshot/.work/{wc.dataset}",
     script:
         "../workflow/scripts/zeroshot_score.py"

@@ -122,8 +122,11 @@ def test_changed_ga_parameter_reruns_only_ga_and_downstream(completed):
     assert methods == {"ga"}
 
 
-def test_lint_is_clean(completed):
+def test_lint_and_format_are_clean(completed):
     proc = _snakemake(completed, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    snakefmt = str(Path(sys.executable).with_name("snakefmt"))
+    proc = subprocess.run([snakefmt, "--check", "Snakefile", "rules"], cwd=completed, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -149,7 +149,10 @@ def table5(frame: pd.DataFrame, *, selection: str, loss_allocation: float, model
                 "files": "",
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    for column in ("lossless_rate", "within_rate", "seeds"):
+        out[column] = out[column].astype("Int64")
+    return out
 
 
 def table4(frame: pd.DataFrame, table2: pd.DataFrame, *, rate: int, selection: str, table2_file: str) -> pd.DataFrame:
@@ -201,6 +204,7 @@ def claims(frame: pd.DataFrame, t4: pd.DataFrame, t5: pd.DataFrame, t6: pd.DataF
             "measured": "; ".join(f"{r}%: GA {ga.loc[r, 'test_f1']:.4f} vs random {rnd.loc[r, 'test_f1']:.4f}" for r in common),
             "held": len(wins) == len(common),
         })
+    tested = set(sel.loc[sel["method"] == "ga", "rate"])
     measured = t5[t5["source"] == "measured"]
     for aug, claim_rate, column, text in (
         ("lda", 70, "lossless_rate", "GA with LDA augmentation is lossless at 70% of heads pruned"),
@@ -210,6 +214,9 @@ def claims(frame: pd.DataFrame, t4: pd.DataFrame, t5: pd.DataFrame, t6: pd.DataF
         if row.empty:
             continue
         value = row[column].iloc[0]
+        if claim_rate not in tested:
+            rows.append({"claim": text, "measured": f"{claim_rate}% is not among the prune rates run", "held": "not tested"})
+            continue
         rate_here = sel[(sel["method"] == "ga") & (sel["augmentation"] == aug) & (sel["rate"] == claim_rate)]
         f1_here = float(rate_here["test_f1"].mean()) if len(rate_here) else math.nan
         rows.append({
