@@ -58,7 +58,11 @@ rule select_umap:
         embeddings=rules.embed.output.embeddings,
         picks=expand("results/select/{sel}/ids.json", sel=SELECTIONS),
     output:
-        png="results/figures/selection_umap.png",
+        png=report(
+            "results/figures/selection_umap.png",
+            caption="../workflow/report/selection_umap.rst",
+            category="Figures",
+        ),
         pdf="results/figures/selection_umap.pdf",
     log:
         "results/figures/selection_umap.log",

