@@ -37,7 +37,9 @@ def _copy_workflow(dest: Path) -> Path:
 
 
 def _snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [SNAKEMAKE, "--cores", "2", "--configfile", "config/tiny.yaml", *args]
+    # --configfile takes several files: it goes last, or it would swallow a target
+    config = [] if "--configfile" in args else ["--configfile", "config/tiny.yaml"]
+    cmd = [SNAKEMAKE, "--cores", "2", *args, *config]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
@@ -135,7 +137,7 @@ def _kill_when(workdir: Path, target: str, ready, timeout: float = 600) -> bool:
 
     Returns True if the kill landed before the job finished.
     """
-    cmd = [SNAKEMAKE, "--cores", "1", "--configfile", "config/tiny.yaml", target]
+    cmd = [SNAKEMAKE, "--cores", "1", target, "--configfile", "config/tiny.yaml"]
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     try:
@@ -143,6 +145,8 @@ def _kill_when(workdir: Path, target: str, ready, timeout: float = 600) -> bool:
             if ready():
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
+                # a killed snakemake leaves its lock behind; a user runs --unlock first
+                _snakemake(workdir, "--unlock")
                 return not (workdir / target).exists()
             if proc.poll() is not None:
                 return False
