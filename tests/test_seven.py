@@ -13,15 +13,9 @@ from lotteryprune.training import TrainConfig
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_corpus):
     torch.set_num_threads(1)
-    d = tmp_path_factory.mktemp("tiny")
-    modeling.materialise("tiny:2x4", d)
-    rng = np.random.default_rng(0)
-    words = "i love this great day so happy bad sad hate it not good the what".split()
-    texts = [" ".join(rng.choice(words, size=rng.integers(3, 12))) for _ in range(32)]
-    labels = [int(("love" in t) or ("good" in t)) for t in texts]
-    return d, texts, labels
+    return tiny_corpus(32)
 
 
 def _task(tiny, rate=0.5, seed=0, **params):
