@@ -132,6 +132,12 @@ def test_lint_and_format_are_clean(completed):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_snakemake_report_bundles_tables_and_figures(completed):
+    _snakemake(completed, "--report", "results/report.html")
+    html = completed / "results" / "report.html"
+    assert html.stat().st_size > 100_000
+
+
 def _kill_when(workdir: Path, target: str, ready, timeout: float = 600) -> bool:
     """Start snakemake on ``target``; SIGKILL its whole process group once ``ready()``.
 
