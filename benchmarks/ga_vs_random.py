@@ -54,6 +54,7 @@ def main(argv=None) -> dict:
     from lotteryprune.prune import score_mask
     from lotteryprune.tasks import build_task
 
+    runtime.keep_freed_memory()  # as the workflow scripts do
     torch.set_num_threads(args.threads)
     config: dict = {}
     for path in args.config:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from lotteryprune import zeroshot
+from lotteryprune import runtime, zeroshot
 from lotteryprune.modeling import resolve_source
 
 WORDS = ("i you we love hate this that day night so much really good bad great awful work home "
@@ -69,6 +69,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128, help="nsp pairs (similarity texts) per forward pass")
     ap.add_argument("--only", choices=["nsp", "similarity"], default=None)
     args = ap.parse_args()
+    runtime.keep_freed_memory()  # as the workflow scripts do
     torch.set_num_threads(args.threads)
     from transformers import AutoModel, AutoTokenizer, BertConfig, BertForNextSentencePrediction
 

@@ -57,3 +57,28 @@ def test_finetune_two_phases_on_pruned_model(tiny_model_dir):
     assert metrics["layers"] == 2 and metrics["augment"]["samples"] == 16 and metrics["train"]["samples"] == 16
     assert 0 <= metrics["test"]["f1"] <= 1 and metrics["test"]["n"] == 4
     assert len(modeling.layers_of(model)) == 2
+
+
+def _tuned_in_subprocess(env_value):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.pop("LOTTERYPRUNE_MALLOC", None)
+    if env_value is not None:
+        env["LOTTERYPRUNE_MALLOC"] = env_value
+    code = "from lotteryprune import runtime; print(runtime.keep_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_allocator_tuning_applies_on_glibc_and_can_be_turned_off():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        import pytest
+
+        pytest.skip("mallopt is glibc's")
+    assert _tuned_in_subprocess(None) == "True"
+    assert _tuned_in_subprocess("default") == "False"

@@ -6,9 +6,49 @@ write to stderr) to the rule's ``log:`` file, so every rule writes a log.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import sys
+
+# glibc mallopt(3) parameters
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_allocator_tuned: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory in the process instead of handing it back to the OS.
+
+    PyTorch's CPU allocator calls ``malloc`` for every tensor. glibc serves large requests
+    with ``mmap`` and returns them with ``munmap`` on free, so each forward pass page-faults
+    its activations in afresh; after a ``mallopt`` the dynamic threshold can also freeze at
+    128 KiB, making every activation an ``mmap``. Measured on MiniLM (batch 32, seq 48,
+    2 threads): 132-142 ms per forward with the default allocator, 115-118 ms without
+    ``mmap``, and the pruned model's realised share of its FLOP speed-up went from a noisy
+    0.2-0.97 to 0.94-1.04 (``python -m lotteryprune.bench``).
+
+    This turns ``mmap`` off for the heap (``M_MMAP_MAX=0``) and trims only above 1 GiB, so
+    memory freed by one batch is reused by the next. Peak memory is unchanged; the process
+    keeps it until exit. Linux/glibc only; elsewhere, or with ``LOTTERYPRUNE_MALLOC=default``
+    in the environment, nothing changes. Returns whether the allocator was tuned.
+    """
+    global _allocator_tuned
+    if _allocator_tuned is not None:
+        return _allocator_tuned
+    _allocator_tuned = False
+    if os.environ.get("LOTTERYPRUNE_MALLOC", "").lower() == "default" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other libcs have no mallopt
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    _allocator_tuned = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    return _allocator_tuned
 
 
 def start(snakemake, name: str | None = None) -> logging.Logger:
@@ -25,6 +65,7 @@ def start(snakemake, name: str | None = None) -> logging.Logger:
         force=True,
     )
     logging.captureWarnings(True)
+    keep_freed_memory()
     threads = max(1, int(getattr(snakemake, "threads", 1) or 1))
     try:
         import torch
