@@ -68,6 +68,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128, help="nsp pairs (similarity texts) per forward pass")
     ap.add_argument("--only", choices=["nsp", "similarity"], default=None)
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "auto"], choices=["float32", "bfloat16", "auto"],
+                    help="precisions of the batched scorer to measure (zeroshot.dtype)")
     args = ap.parse_args()
     runtime.keep_freed_memory()  # as the workflow scripts do
     torch.set_num_threads(args.threads)
@@ -81,16 +83,26 @@ def main():
     print(f"{args.texts} texts (naive: {args.naive_texts}) x {k} hypotheses, {args.threads} threads, torch {torch.__version__}")
     if args.only in (None, "nsp"):
         torch.manual_seed(0)
-        model = BertForNextSentencePrediction(BertConfig()).eval()
-        cfg = zeroshot.ZeroShotConfig(scorer="nsp", batch_size=args.batch_size, max_length=64)
-        scorer = zeroshot.NSPScorer(model, tok, emotions, cfg, progress=False)
-        scorer.score_raw(texts[:4])  # warm-up
-        fast, t_fast = timed(lambda: scorer.score_raw(texts))
-        sentences = zeroshot.hypothesis_sentences(emotions, cfg.template)
-        slow, t_slow = timed(lambda: naive_nsp(model, tok, texts[: args.naive_texts], sentences))
-        r_fast, r_slow = len(texts) * k / t_fast, args.naive_texts * k / t_slow
-        diff = np.abs(fast[: args.naive_texts] - slow).max()
-        print(f"nsp (bert-base shape): batched {r_fast:.1f} pairs/s, naive {r_slow:.1f} pairs/s, speed-up {r_fast / r_slow:.1f}x, max |diff| {diff:.2e}")
+        weights = BertForNextSentencePrediction(BertConfig()).eval().state_dict()
+        sentences = zeroshot.hypothesis_sentences(emotions, "This example is {label}.")
+        naive_model = BertForNextSentencePrediction(BertConfig()).eval()
+        naive_model.load_state_dict(weights)
+        slow, t_slow = timed(lambda: naive_nsp(naive_model, tok, texts[: args.naive_texts], sentences))
+        r_slow = args.naive_texts * k / t_slow
+        print(f"nsp (bert-base shape): naive {r_slow:.1f} pairs/s (fp32, one pair per forward pass)")
+        for dtype in args.dtypes:
+            model = BertForNextSentencePrediction(BertConfig()).eval()
+            model.load_state_dict(weights)
+            cfg = zeroshot.ZeroShotConfig(scorer="nsp", batch_size=args.batch_size, max_length=64, dtype=dtype)
+            scorer = zeroshot.NSPScorer(model, tok, emotions, cfg, progress=False)
+            scorer.score_raw(texts[:4])  # warm-up
+            fast, t_fast = timed(lambda: scorer.score_raw(texts))
+            r_fast = len(texts) * k / t_fast
+            diff = np.abs(fast[: args.naive_texts] - slow)
+            print(
+                f"nsp (bert-base shape): batched {dtype} ({str(scorer.dtype).removeprefix('torch.')}) {r_fast:.1f} pairs/s, "
+                f"speed-up {r_fast / r_slow:.1f}x, |diff| to naive max {diff.max():.2e} mean {diff.mean():.2e}"
+            )
     if args.only in (None, "similarity"):
         model = AutoModel.from_pretrained(minilm).eval()
         cfg = zeroshot.ZeroShotConfig(scorer="similarity", batch_size=args.batch_size, max_length=64)

@@ -90,6 +90,42 @@ def test_nsp_batched_equals_one_pair_per_pass(tiny_dir, emotions):
     assert not np.allclose(got, got[:, :1])  # hypotheses differ
 
 
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_nsp_logits_with_cls_only_last_layer_equal_the_models(attn):
+    from transformers import BertConfig, BertForNextSentencePrediction
+
+    torch.manual_seed(0)
+    cfg = BertConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64, vocab_size=200)
+    cfg._attn_implementation = attn
+    model = BertForNextSentencePrediction(cfg).eval()
+    ids = torch.randint(5, 200, (5, 11))
+    types = torch.zeros_like(ids)
+    types[:, 6:] = 1
+    mask = torch.ones_like(ids)
+    mask[0, 8:] = 0  # padded rows: the padding must stay invisible to [CLS]
+    mask[2, 4:] = 0
+    with torch.inference_mode():
+        want = model(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
+        got = zeroshot.nsp_logits(model, ids, types, mask)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_bf16_scorer_is_close_to_fp32_and_fingerprinted_apart(tiny_dir, emotions):
+    fp32 = nsp(tiny_dir, emotions)
+    bf16 = nsp(tiny_dir, emotions, dtype="bfloat16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16 and bf16.dtype == torch.bfloat16
+    a, b = fp32.score_raw(TEXTS), bf16.score_raw(TEXTS)
+    assert b.dtype == np.float32
+    assert np.abs(a - b).max() < 0.02 and not np.array_equal(a, b)
+    ids = [str(i) for i in range(len(TEXTS))]
+    prints = {zeroshot.fingerprint(s.cfg, emotions, tiny_dir, ids, TEXTS) for s in (fp32, bf16)}
+    assert len(prints) == 2
+    resolved = zeroshot.ZeroShotConfig(dtype="auto").resolved("cpu")
+    assert resolved.dtype in ("float32", "bfloat16")
+    with pytest.raises(ValueError, match="zeroshot.dtype"):
+        zeroshot.ZeroShotConfig.from_dict({"scorer": "nsp", "dtype": "fp8"})
+
+
 def test_nsp_truncates_long_text_to_fit(tiny_dir, emotions):
     scorer = nsp(tiny_dir, emotions, max_length=32)
     ids = scorer.encode_texts(["word " * 100])

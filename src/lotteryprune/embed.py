@@ -46,9 +46,9 @@ def embed_texts(
     for idx in tqdm(batches, desc=desc, disable=not progress, mininterval=5):
         batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
         batch = {k: v.to(device) for k, v in batch.items()}
-        hidden = encoder(**batch).last_hidden_state
+        hidden = encoder(**batch).last_hidden_state.float()  # pool in fp32 whatever the model's dtype
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
         out[idx] = pooled.cpu().numpy()
     return out

@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -40,6 +40,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .io import write_json, write_parquet
+from .modeling import DTYPES, inference_dtype
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class ZeroShotConfig:
     batch_size: int = 128  # nsp: (text, hypothesis) pairs per forward pass; similarity: texts per pass
     chunk_size: int = 4096  # texts per resumable chunk
     max_length: int = 64  # tokens of the whole input (nsp: the pair; similarity: the text)
+    dtype: str = "float32"  # float32 | bfloat16 | auto (bf16 where the hardware runs it natively)
 
     @classmethod
     def from_dict(cls, d: dict, **overrides) -> "ZeroShotConfig":
@@ -65,7 +67,17 @@ class ZeroShotConfig:
             raise ValueError(f"zeroshot.scorer: {cfg.scorer!r} is not one of {SCORERS}")
         if "{label}" not in cfg.template:
             raise ValueError(f"zeroshot.template: {cfg.template!r} has no {{label}} placeholder")
+        if cfg.dtype not in DTYPES:
+            raise ValueError(f"zeroshot.dtype: {cfg.dtype!r} is not one of {DTYPES}")
         return cfg
+
+    def resolved(self, device) -> "ZeroShotConfig":
+        """This config with ``dtype: auto`` replaced by what it means on ``device``.
+
+        The resumable chunks' fingerprint is taken of the resolved config, so chunks scored
+        in one precision are never mixed with chunks scored in another.
+        """
+        return replace(self, dtype=str(inference_dtype(self.dtype, device)).removeprefix("torch."))
 
 
 # --------------------------------------------------------------------------- emotions
@@ -134,11 +146,42 @@ def _length_order(lengths: Sequence[int]) -> np.ndarray:
     return np.argsort(-np.asarray(lengths), kind="stable")
 
 
+def nsp_logits(model, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``BertForNextSentencePrediction`` logits, with the last layer run for [CLS] alone.
+
+    The NSP head reads only the last layer's [CLS] vector, so the last layer needs the keys
+    and values of every token but the query, attention output, feed-forward and LayerNorms of
+    [CLS] only: the same numbers as ``model(...).logits`` (tested to 1e-5) for about 1/L less
+    work (8% of BERT-base).
+    """
+    bert = model.bert
+    hidden = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+    # additive mask over keys, [batch, 1, 1, seq]: 0 where attended, dtype-min at padding
+    mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+    layers = bert.encoder.layer
+    for layer in layers[:-1]:
+        hidden = layer(hidden, mask)
+    last = layers[-1]
+    att = last.attention.self
+    batch, seq = hidden.shape[:2]
+    heads, head_dim = att.num_attention_heads, att.attention_head_size
+    cls = hidden[:, :1]
+    q = att.query(cls).view(batch, 1, heads, head_dim).transpose(1, 2)
+    k = att.key(hidden).view(batch, seq, heads, head_dim).transpose(1, 2)
+    v = att.value(hidden).view(batch, seq, heads, head_dim).transpose(1, 2)
+    context = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=att.scaling)
+    context = context.transpose(1, 2).reshape(batch, 1, heads * head_dim)
+    attended = last.attention.output(context, cls)
+    out = last.output(last.intermediate(attended), attended)[:, 0]
+    return model.cls.seq_relationship(bert.pooler.activation(bert.pooler.dense(out)))
+
+
 class NSPScorer:
     """P(is next) of BERT's next-sentence head for every (text, hypothesis) pair."""
 
     def __init__(self, model, tokenizer, emotions: Emotions, cfg: ZeroShotConfig, *, device="cpu", progress=True):
-        self.model = model.to(device).eval()
+        self.dtype = inference_dtype(cfg.dtype, device)
+        self.model = model.to(device=device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.cfg = cfg
@@ -199,7 +242,7 @@ class NSPScorer:
         for start in tqdm(range(0, len(pairs), step), desc="nsp", disable=not self.progress, mininterval=5):
             chunk = pairs[start : start + step]
             batch = {n: v.to(self.device) for n, v in self.build_batch(text_ids, chunk).items()}
-            logits = self.model(**batch).logits.float()
+            logits = nsp_logits(self.model, **batch).float()
             p_next = torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
             rows = np.fromiter((t for t, _ in chunk), dtype=np.int64, count=len(chunk))
             cols = np.fromiter((h for _, h in chunk), dtype=np.int64, count=len(chunk))
@@ -245,7 +288,8 @@ class SimilarityScorer:
         from .embed import embed_texts
 
         self._embed = embed_texts
-        self.model = model.to(device).eval()
+        self.dtype = inference_dtype(cfg.dtype, device)
+        self.model = model.to(device=device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.progress = progress

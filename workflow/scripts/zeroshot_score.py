@@ -4,15 +4,15 @@ from lotteryprune import io, runtime, zeroshot
 
 log = runtime.start(snakemake)
 p = snakemake.params
-cfg = zeroshot.ZeroShotConfig.from_dict(p.zeroshot, max_length=p.max_length)
+device = runtime.device({"device": p.device})
+cfg = zeroshot.ZeroShotConfig.from_dict(p.zeroshot, max_length=p.max_length).resolved(device)
 emotions = zeroshot.load_emotions(snakemake.input.emotions)
 ids, texts = zeroshot.read_texts(snakemake.input.texts)
-device = runtime.device({"device": p.device})
-log.info("%s scorer on %s: %d texts x %d hypotheses", cfg.scorer, device, len(texts), len(emotions.columns))
+log.info("%s scorer on %s in %s: %d texts x %d hypotheses", cfg.scorer, device, cfg.dtype, len(texts), len(emotions.columns))
 scorer = zeroshot.make_scorer(snakemake.input.model, emotions, cfg, device=device)
 fp = zeroshot.fingerprint(cfg, emotions, snakemake.input.model, ids, texts)
 frame, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=cfg.chunk_size, workdir=p.workdir, fp=fp)
 io.write_parquet(snakemake.output.scores, frame)
-io.write_json(snakemake.output.info, {**info, "device": device, "config": {"zeroshot": p.zeroshot, "max_length": p.max_length}})
+io.write_json(snakemake.output.info, {**info, "device": device, "dtype": cfg.dtype, "config": {"zeroshot": p.zeroshot, "max_length": p.max_length}})
 zeroshot.clear_workdir(p.workdir)  # the final parquet is the cache now
 log.info("done: %s", {k: v for k, v in info.items() if not isinstance(v, list)})
