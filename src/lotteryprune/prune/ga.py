@@ -388,7 +388,10 @@ _WORKER_TASK: PruneTask | None = None
 def _worker_init(task: PruneTask, threads: int, devices) -> None:
     import torch
 
+    from ..runtime import keep_freed_memory
+
     global _WORKER_TASK
+    keep_freed_memory()  # a spawned worker starts with glibc's defaults again
     torch.set_num_threads(threads)
     if devices is not None:  # one CUDA device per worker
         task.device = devices.get()
