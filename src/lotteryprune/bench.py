@@ -6,9 +6,9 @@ unpruned, ...), so drift in machine load and cache state hits both alike, and th
 the repeats is reported. The command line first tunes glibc's allocator
 (:func:`lotteryprune.runtime.keep_freed_memory`, as every workflow script does); without
 it each forward pass page-faults its activations in afresh, which costs the unpruned and
-the pruned model about the same time and so hides part of the pruned model's gain. Weight-level masks are
-benchmarked as they are (dense kernels, zeros included): no speed-up is claimed for
-unstructured sparsity unless one is measured.
+the pruned model about the same time and so hides part of the pruned model's gain.
+Weight-level masks are benchmarked as they are (dense kernels, zeros included): no
+speed-up is claimed for unstructured sparsity unless one is measured.
 
 Command line (the issue's benchmark)::
 
@@ -70,13 +70,10 @@ def compare(
         _time_once(base, batch)
         _time_once(pruned, batch)
     base_t, pruned_t = [], []
+    pair = ((base, base_t), (pruned, pruned_t))
     for i in range(repeats):
-        if i % 2:
-            pruned_t.append(_time_once(pruned, batch))
-            base_t.append(_time_once(base, batch))
-        else:
-            base_t.append(_time_once(base, batch))
-            pruned_t.append(_time_once(pruned, batch))
+        for model, times in pair[:: -1 if i % 2 else 1]:
+            times.append(_time_once(model, batch))
     t0, t1 = statistics.median(base_t), statistics.median(pruned_t)
     f0, f1 = modeling.forward_flops(base, seq_len), modeling.forward_flops(pruned, seq_len)
     measured, predicted = t0 / t1, f0 / f1
