@@ -34,3 +34,25 @@ def tiny_corpus(tmp_path_factory):
         return d, texts, labels
 
     return make
+
+
+@pytest.fixture(scope="session")
+def dead_heads():
+    """Factory: save a copy of the model at ``src`` to ``dst`` in which the given (layer, head)
+    pairs have zero value rows (and bias) and zero output-projection columns: their context is
+    zero and stays zero under training, so gating them has no effect on the loss."""
+    from lotteryprune import modeling
+
+    def make(src, dst, heads):
+        model = modeling.load_classifier(src)
+        for layer, head in heads:
+            attn = modeling.layers_of(model)[layer].attention
+            d = attn.self.attention_head_size
+            with torch.no_grad():
+                attn.self.value.weight[head * d : (head + 1) * d] = 0
+                attn.self.value.bias[head * d : (head + 1) * d] = 0
+                attn.output.dense.weight[:, head * d : (head + 1) * d] = 0
+        model.save_pretrained(dst)
+        modeling.load_tokenizer(src).save_pretrained(dst)
+
+    return make

@@ -66,24 +66,10 @@ def test_random_draws_depend_on_seed(tiny):
     assert a.extras["draws"] != b.extras["draws"]
 
 
-def _model_with_dead_head(src, dst, layer: int, head: int):
-    """Zero a head's value rows (and bias) and its output-projection columns: its context is
-    zero and stays zero under training, so its gate has no effect on the loss."""
-    model = modeling.load_classifier(src)
-    attn = modeling.layers_of(model)[layer].attention
-    d = attn.self.attention_head_size
-    with torch.no_grad():
-        attn.self.value.weight[head * d : (head + 1) * d] = 0
-        attn.self.value.bias[head * d : (head + 1) * d] = 0
-        attn.output.dense.weight[:, head * d : (head + 1) * d] = 0
-    model.save_pretrained(dst)
-    modeling.load_tokenizer(src).save_pretrained(dst)
-
-
 @pytest.mark.parametrize("finetune", [False, True])
-def test_importance_prunes_a_head_without_effect_first(tiny, tmp_path, finetune):
+def test_importance_prunes_a_head_without_effect_first(tiny, tmp_path, finetune, dead_heads):
     d, texts, labels = tiny
-    _model_with_dead_head(d, tmp_path, 1, 2)
+    dead_heads(d, tmp_path, [(1, 2)])
     res = run_method("importance", _task(tmp_path, texts, labels, "importance", rate=0.125, finetune=finetune, steps=1))
     scores = np.array(res.extras["scores"])
     assert scores[1, 2] == 0 and (np.delete(scores.ravel(), 6) > 0).all()

@@ -70,22 +70,13 @@ def test_run_deterministic_per_seed(tiny):
     assert c.extras["scores"] != a.extras["scores"]
 
 
-def test_learns_to_prune_heads_without_effect(tiny, tmp_path):
+def test_learns_to_prune_heads_without_effect(tiny, tmp_path, dead_heads):
     """Four of the eight heads have zero value rows and output columns, so masking them leaves
     the representations unchanged: the trained controller prunes (nearly) only those. Chance
     would get >= 3 of 4 right with p = 17/70 per seed; three seeds all succeeding by chance: ~1%."""
     d, texts, labels = tiny
     dead = [(0, 1), (0, 2), (1, 0), (1, 3)]
-    model = modeling.load_classifier(d)
-    for layer, head in dead:
-        attn = modeling.layers_of(model)[layer].attention
-        dh = attn.self.attention_head_size
-        with torch.no_grad():
-            attn.self.value.weight[head * dh : (head + 1) * dh] = 0
-            attn.self.value.bias[head * dh : (head + 1) * dh] = 0
-            attn.output.dense.weight[:, head * dh : (head + 1) * dh] = 0
-    model.save_pretrained(tmp_path)
-    modeling.load_tokenizer(d).save_pretrained(tmp_path)
+    dead_heads(d, tmp_path, dead)
     dead_mask = np.zeros((2, 4), dtype=bool)
     dead_mask[tuple(zip(*dead))] = True
     for seed in range(3):
