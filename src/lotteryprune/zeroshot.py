@@ -6,7 +6,8 @@ Two scorers behind one interface (``zeroshot.scorer``):
   ``[CLS] text [SEP] This example is <label>. [SEP]``; the score is P(is next), the softmax
   of the NSP logits at index 0. Each text is tokenised once and joined to every
   pre-tokenised hypothesis; (text, hypothesis) pairs are batched ``batch_size`` pairs per
-  forward pass over length-sorted texts, padded per batch, under ``torch.inference_mode``.
+  forward pass over length-sorted texts, padded per batch, under ``torch.inference_mode``,
+  in ``zeroshot.dtype``; the last layer runs for [CLS] alone (:func:`nsp_logits`).
 * :class:`SimilarityScorer` (the default model's, MiniLM has no NSP head): the cosine between
   the text's mean-pooled embedding and the hypothesis sentence's, calibrated to [0,1]
   without labels (:func:`calibrate_cosines`). Each text is embedded once, each hypothesis
