@@ -434,7 +434,7 @@ def inference_dtype(preference: str, device) -> torch.dtype:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     try:  # private probes, present in torch >= 2.3; absent means "don't know", so float32
         native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-    except AttributeError:
+    except (AttributeError, RuntimeError):
         native = False
     return torch.bfloat16 if native else torch.float32
 
