@@ -12,6 +12,7 @@ same texts x 42 hypotheses; the naive loop does what a per-sample zero-shot pipe
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -83,16 +84,13 @@ def main():
     print(f"{args.texts} texts (naive: {args.naive_texts}) x {k} hypotheses, {args.threads} threads, torch {torch.__version__}")
     if args.only in (None, "nsp"):
         torch.manual_seed(0)
-        weights = BertForNextSentencePrediction(BertConfig()).eval().state_dict()
-        sentences = zeroshot.hypothesis_sentences(emotions, "This example is {label}.")
         naive_model = BertForNextSentencePrediction(BertConfig()).eval()
-        naive_model.load_state_dict(weights)
+        sentences = zeroshot.hypothesis_sentences(emotions, "This example is {label}.")
         slow, t_slow = timed(lambda: naive_nsp(naive_model, tok, texts[: args.naive_texts], sentences))
         r_slow = args.naive_texts * k / t_slow
         print(f"nsp (bert-base shape): naive {r_slow:.1f} pairs/s (fp32, one pair per forward pass)")
         for dtype in args.dtypes:
-            model = BertForNextSentencePrediction(BertConfig()).eval()
-            model.load_state_dict(weights)
+            model = copy.deepcopy(naive_model)  # the scorer casts its model to its dtype
             cfg = zeroshot.ZeroShotConfig(scorer="nsp", batch_size=args.batch_size, max_length=64, dtype=dtype)
             scorer = zeroshot.NSPScorer(model, tok, emotions, cfg, progress=False)
             scorer.score_raw(texts[:4])  # warm-up

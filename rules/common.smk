@@ -15,6 +15,8 @@ _inherited = os.environ.copy().pop("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 sys.path.insert(0, SRC)
 
+from lotteryprune import sections  # torch-free
+
 
 def format_rate(rate):
     """5 -> "5", 0.5 -> "0.5": how selection rates appear in paths."""
@@ -142,10 +144,9 @@ FINETUNE_PARAMS = dict(
 
 
 # used by rules/prune.smk
-# A method's config section; variants share their family's section.
 def method_params(wildcards):
-    section = {"seven_heads": "seven", "entropy": "attention", "sep": "attention"}
-    return config["prune"].get(section.get(wildcards.method, wildcards.method), {})
+    """The method's config section (variants share their family's: lotteryprune.sections)."""
+    return sections.method_params(config, wildcards.method)
 
 
 # used by rules/select.smk

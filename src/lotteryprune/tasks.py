@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .prune.common import PruneTask
+from .sections import method_params
 from .training import TrainConfig
 
 
@@ -42,19 +43,6 @@ def valid_subset(split_df: pd.DataFrame, size: int | None, seed: int) -> pd.Data
     stratify = labels if np.unique(labels, return_counts=True)[1].min() >= 2 else None
     rows, _ = train_test_split(np.arange(len(valid)), train_size=int(size), stratify=stratify, random_state=seed)
     return valid.iloc[np.sort(rows)].reset_index(drop=True)
-
-
-# methods whose config section has another name
-SECTION_OF = {"entropy": "attention", "sep": "attention", "seven_heads": "seven"}
-
-
-def method_params(config: dict, method: str) -> dict:
-    """The method's own config section (``prune.<method>``, or the section it shares)."""
-    prune = config["prune"]
-    section = prune.get(method)
-    if section is None:
-        section = prune.get(SECTION_OF.get(method, method))
-    return dict(section or {})
 
 
 def prune_fraction(rate: float) -> float:
