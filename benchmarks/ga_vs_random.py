@@ -2,7 +2,7 @@
 
 The issue's check: on the default config, the GA at 70% ends with validation F1 above the
 mean of 10 random masks at the same rate with the same training budget. Every mask is
-scored by the same recipe the prune rule uses (lotteryprune.tasks.build_task +
+scored by the same recipe the prune rule uses (lotteryprune.prune.task.build_task +
 lotteryprune.prune.score_mask: short training on the lottery sample, F1 on the validation
 subset), so the only difference is the mask.
 
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lotteryprune.model.heads import load_masks, n_pruned, random_keep_mask
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -50,9 +51,9 @@ def main(argv=None) -> dict:
     import torch
     import yaml
 
-    from lotteryprune import io, modeling, runtime
+    from lotteryprune import io, runtime
     from lotteryprune.prune import score_mask
-    from lotteryprune.tasks import build_task
+    from lotteryprune.prune.task import build_task
 
     runtime.keep_freed_memory()  # as the workflow scripts do
     torch.set_num_threads(args.threads)
@@ -79,13 +80,13 @@ def main(argv=None) -> dict:
         "lottery_size": len(task.train_texts),
         "valid_size": len(task.valid_texts),
         "train": task.train_cfg.to_dict(),
-        "n_prune": modeling.n_pruned(n_layers * n_heads, task.rate),
+        "n_prune": n_pruned(n_layers * n_heads, task.rate),
         "device": device,
         "threads": args.threads,
     }
     scores, seconds = [], []
     for i in range(args.draws):
-        mask = modeling.random_keep_mask(n_layers, n_heads, task.rate, rng)
+        mask = random_keep_mask(n_layers, n_heads, task.rate, rng)
         metrics = score_mask(task, mask)
         scores.append(metrics["f1"])
         seconds.append(metrics["seconds"])
@@ -96,7 +97,7 @@ def main(argv=None) -> dict:
     summary["seconds_per_evaluation"] = float(np.mean(seconds)) if seconds else None
     if not args.no_ga:
         mask_path = results / "prune" / "ga" / args.sel / str(args.rate) / "mask.safetensors"
-        head_keep, _ = modeling.load_masks(mask_path)
+        head_keep, _ = load_masks(mask_path)
         start = time.perf_counter()
         summary["ga_f1"] = score_mask(task, head_keep)["f1"]
         summary["ga_seconds"] = time.perf_counter() - start

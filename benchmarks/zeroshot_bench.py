@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from lotteryprune import runtime, zeroshot
-from lotteryprune.modeling import resolve_source
+from lotteryprune.model.sources import resolve_source
 
 WORDS = ("i you we love hate this that day night so much really good bad great awful work home "
          "tired happy sad lol omg finally again never always today tomorrow game movie friends "

@@ -15,7 +15,7 @@ _inherited = os.environ.copy().pop("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 sys.path.insert(0, SRC)
 
-from lotteryprune import sections  # torch-free
+from lotteryprune.config import method_params as section_params  # torch-free
 
 
 def format_rate(rate):
@@ -145,8 +145,8 @@ FINETUNE_PARAMS = dict(
 
 # used by rules/prune.smk
 def method_params(wildcards):
-    """The method's config section (variants share their family's: lotteryprune.sections)."""
-    return sections.method_params(config, wildcards.method)
+    """The method's config section (variants share their family's: lotteryprune.config)."""
+    return section_params(config, wildcards.method)
 
 
 # used by rules/select.smk

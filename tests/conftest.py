@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lotteryprune.model.heads import layers_of
+from lotteryprune.model.sources import load_classifier, load_tokenizer, materialise
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from lotteryprune import modeling
+
 
     path = tmp_path_factory.mktemp("tiny") / "bert"
-    modeling.materialise("tiny:3x4", path, seed=0)
+    materialise("tiny:3x4", path, seed=0)
     return str(path)
 
 
@@ -22,11 +24,10 @@ def tiny_corpus(tmp_path_factory):
     """Factory: a tiny 2x4 BERT and ``n`` seeded toy texts labelled by keywords."""
     import numpy as np
 
-    from lotteryprune import modeling
 
     def make(n: int):
         d = tmp_path_factory.mktemp("tiny")
-        modeling.materialise("tiny:2x4", d)
+        materialise("tiny:2x4", d)
         rng = np.random.default_rng(0)
         words = "i love this great day so happy bad sad hate it not good the what".split()
         texts = [" ".join(rng.choice(words, size=rng.integers(3, 12))) for _ in range(n)]
@@ -41,18 +42,18 @@ def dead_heads():
     """Factory: save a copy of the model at ``src`` to ``dst`` in which the given (layer, head)
     pairs have zero value rows (and bias) and zero output-projection columns: their context is
     zero and stays zero under training, so gating them has no effect on the loss."""
-    from lotteryprune import modeling
+
 
     def make(src, dst, heads):
-        model = modeling.load_classifier(src)
+        model = load_classifier(src)
         for layer, head in heads:
-            attn = modeling.layers_of(model)[layer].attention
+            attn = layers_of(model)[layer].attention
             d = attn.self.attention_head_size
             with torch.no_grad():
                 attn.self.value.weight[head * d : (head + 1) * d] = 0
                 attn.self.value.bias[head * d : (head + 1) * d] = 0
                 attn.output.dense.weight[:, head * d : (head + 1) * d] = 0
         model.save_pretrained(dst)
-        modeling.load_tokenizer(src).save_pretrained(dst)
+        load_tokenizer(src).save_pretrained(dst)
 
     return make

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from lotteryprune import attention, modeling
+from lotteryprune.model import attention
 from lotteryprune.prune import PruneTask, run_method
 from lotteryprune.prune.baselines import head_magnitudes, keep_from_scores
-from lotteryprune.training import TrainConfig
+from lotteryprune.model.training import TrainConfig
+from lotteryprune.model.heads import layers_of, n_pruned
+from lotteryprune.model.sources import load_classifier, load_tokenizer
 
 PARAMS = {
     "random": {"draws": 3},
@@ -50,7 +52,7 @@ def test_exact_count_and_deterministic(tiny, method, rate):
     d, texts, labels = tiny
     res = run_method(method, _task(d, texts, labels, method, rate))
     assert res.unit == "heads" and res.head_keep.shape == (2, 4) and res.head_keep.dtype == bool
-    assert int((~res.head_keep).sum()) == modeling.n_pruned(8, rate)
+    assert int((~res.head_keep).sum()) == n_pruned(8, rate)
     again = run_method(method, _task(d, texts, labels, method, rate))
     assert np.array_equal(res.head_keep, again.head_keep)
     if method != "random":
@@ -78,8 +80,8 @@ def test_importance_prunes_a_head_without_effect_first(tiny, tmp_path, finetune,
 
 def test_magnitude_prunes_the_smallest_head_first(tiny, tmp_path):
     d, texts, labels = tiny
-    model = modeling.load_classifier(d)
-    attn = modeling.layers_of(model)[0].attention
+    model = load_classifier(d)
+    attn = layers_of(model)[0].attention
     dh = attn.self.attention_head_size
     with torch.no_grad():
         for lin in (attn.self.query, attn.self.key, attn.self.value):
@@ -91,7 +93,7 @@ def test_magnitude_prunes_the_smallest_head_first(tiny, tmp_path):
     assert mags[0, 3] == pytest.approx(expect / (4 * dh * model.config.hidden_size), rel=1e-5)
     assert mags.argmin() == 3
     model.save_pretrained(tmp_path)
-    modeling.load_tokenizer(d).save_pretrained(tmp_path)
+    load_tokenizer(d).save_pretrained(tmp_path)
     res = run_method("magnitude", _task(tmp_path, texts, labels, "magnitude", rate=0.125, steps=1))
     assert not res.head_keep[0, 3] and res.head_keep.sum() == 7
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from lotteryprune import bench, finetune, modeling
-from lotteryprune.training import TrainConfig
+from lotteryprune import bench, finetune
+from lotteryprune.model.training import TrainConfig
+from lotteryprune.model.heads import layers_of
 
 
 def test_bench_reports_speedups_and_sizes(tiny_model_dir):
@@ -56,7 +57,7 @@ def test_finetune_two_phases_on_pruned_model(tiny_model_dir):
     )
     assert metrics["layers"] == 2 and metrics["augment"]["samples"] == 16 and metrics["train"]["samples"] == 16
     assert 0 <= metrics["test"]["f1"] <= 1 and metrics["test"]["n"] == 4
-    assert len(modeling.layers_of(model)) == 2
+    assert len(layers_of(model)) == 2
 
 
 def _tuned_in_subprocess(env_value):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lotteryprune import compress
+from lotteryprune.compress import simple
 from lotteryprune.zeroshot import Emotions, load_emotions
 
 FILLER = "day time people thing work home week night game music phone movie food city year".split()
@@ -88,9 +89,9 @@ def test_rule_based_methods(emotions):
     for c in emotions.emotion_columns:
         if c not in f:
             f[c] = 0.5
-    assert (compress.fit_direct(f, f, emotions, {}, 0).predict(f) > 0.5).tolist() == [True, False, False]
-    assert (compress.fit_softmax(f, f, emotions, {}, 0).predict(f) > 0.5).tolist() == [True, False, False]
-    assert (compress.fit_unhappy(f, f, emotions, {}, 0).predict(f) > 0.5).tolist() == [True, False, False]
+    assert (simple.fit_direct(f, f, emotions, {}, 0).predict(f) > 0.5).tolist() == [True, False, False]
+    assert (simple.fit_softmax(f, f, emotions, {}, 0).predict(f) > 0.5).tolist() == [True, False, False]
+    assert (simple.fit_unhappy(f, f, emotions, {}, 0).predict(f) > 0.5).tolist() == [True, False, False]
 
 
 def test_lda_prepends_present_emotions(emotions):

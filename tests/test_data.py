@@ -2,7 +2,6 @@
 
 import csv
 import io
-import json
 import tarfile
 import zipfile
 
@@ -11,21 +10,22 @@ import pandas as pd
 import pytest
 
 from lotteryprune import data
+from lotteryprune.data import formats
 
 
 def _vader_sdist(path, tweets: bytes, snippets: bytes = b"1\t0.5\tfine movie\r\n"):
     """A fake sdist with the nested VADER study archive, as vaderSentiment ships it."""
     inner = io.BytesIO()
     with tarfile.open(fileobj=inner, mode="w:gz") as tar:
-        files = {data.VADER_TWEETS: tweets}
-        files.update({name: snippets for name in data.VADER_SNIPPETS.values()})
+        files = {formats.VADER_TWEETS: tweets}
+        files.update({name: snippets for name in formats.VADER_SNIPPETS.values()})
         for name, payload in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
     with tarfile.open(path, "w:gz") as tar:
         payload = inner.getvalue()
-        info = tarfile.TarInfo("vaderSentiment-3.3.2/" + data.VADER_INNER)
+        info = tarfile.TarInfo("vaderSentiment-3.3.2/" + formats.VADER_INNER)
         info.size = len(payload)
         tar.addfile(info, io.BytesIO(payload))
     return path
@@ -76,7 +76,7 @@ def _sentiment140_zip(path, rows):
     for row in rows:
         writer.writerow(row)
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(data.SENTIMENT140_MEMBER, buf.getvalue().encode("latin-1"))
+        zf.writestr(formats.SENTIMENT140_MEMBER, buf.getvalue().encode("latin-1"))
     return path
 
 

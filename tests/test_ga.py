@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from lotteryprune.prune import ga
+from lotteryprune.model.heads import n_pruned, save_masks
+from lotteryprune.model.sources import materialise
 
 L, H, N_PRUNE = 4, 6, 12
 
@@ -187,13 +189,12 @@ def test_unknown_parameter_is_named():
 def test_run_on_the_tiny_model(tmp_path):
     import torch
 
-    from lotteryprune import modeling
     from lotteryprune.prune import PruneTask, run_method
-    from lotteryprune.training import TrainConfig
+    from lotteryprune.model.training import TrainConfig
 
     torch.set_num_threads(1)
     model_dir = tmp_path / "tiny"
-    modeling.materialise("tiny:2x4", model_dir)
+    materialise("tiny:2x4", model_dir)
     texts = ["i love this day", "i hate this", "so good", "so bad and sad", "great day", "really bad day"] * 2
     labels = [1, 0, 1, 0, 1, 0] * 2
     task = PruneTask(
@@ -212,7 +213,7 @@ def test_run_on_the_tiny_model(tmp_path):
     (tmp_path / "work").mkdir()
     result = run_method("ga", task)
     assert result.head_keep.shape == (2, 4)
-    assert (~result.head_keep).sum() == modeling.n_pruned(8, 0.5) == 4
+    assert (~result.head_keep).sum() == n_pruned(8, 0.5) == 4
     assert result.achieved_rate() == 0.5
     assert len(result.history) == result.extras["generations_run"] == 2
     assert set(result.history[0]) >= {"generation", "best", "mean", "diversity", "evaluated", "seconds", "best_ever"}
@@ -224,13 +225,12 @@ def test_run_on_the_tiny_model(tmp_path):
 def test_parallel_workers_match_serial(tmp_path):
     import torch
 
-    from lotteryprune import modeling
     from lotteryprune.prune import PruneTask
-    from lotteryprune.training import TrainConfig
+    from lotteryprune.model.training import TrainConfig
 
     torch.set_num_threads(1)
     model_dir = tmp_path / "tiny"
-    modeling.materialise("tiny:2x4", model_dir)
+    materialise("tiny:2x4", model_dir)
     texts = ["i love this day", "i hate this", "so good", "so bad and sad"] * 2
     labels = [1, 0, 1, 0] * 2
 
@@ -248,18 +248,18 @@ def test_parallel_workers_match_serial(tmp_path):
 
 
 def test_ga_figures(tmp_path):
-    from lotteryprune import figures_ga
+    from lotteryprune.report import figures
 
     hist = ga.search(L, H, N_PRUNE, overlap_fitness(target_mask()), {**PARAMS, "generations": 4}, seed=0).history
-    out = figures_ga.plot_fitness_history({30: hist, 70: hist[:2]}, tmp_path / "ga_fitness.png")
+    out = figures.plot_fitness_history({30: hist, 70: hist[:2]}, tmp_path / "ga_fitness.png")
     assert [p.rsplit(".", 1)[1] for p in out] == ["png", "pdf"]
     masks = {70: target_mask(), 90: np.zeros((L, H), bool)}
     masks[90][1, 2] = True  # three layers keep nothing: drawn as dropped
-    out = figures_ga.plot_head_grids(masks, tmp_path / "figure9.png")
+    out = figures.plot_head_grids(masks, tmp_path / "figure9.png")
     for p in out:
         assert (tmp_path / p.rsplit("/", 1)[1]).stat().st_size > 1000
     with pytest.raises(ValueError, match="shape"):
-        figures_ga.plot_head_grids({70: np.ones((2, 2), bool), 90: np.ones((3, 2), bool)}, tmp_path / "bad.png")
+        figures.plot_head_grids({70: np.ones((2, 2), bool), 90: np.ones((3, 2), bool)}, tmp_path / "bad.png")
 
 
 def test_ga_vs_random_benchmark_script(tmp_path):
@@ -269,21 +269,21 @@ def test_ga_vs_random_benchmark_script(tmp_path):
     import torch
     import yaml
 
-    from lotteryprune import io, modeling
+    from lotteryprune import io
 
     torch.set_num_threads(1)
     spec = importlib.util.spec_from_file_location("ga_vs_random", "benchmarks/ga_vs_random.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     results = tmp_path / "results"
-    modeling.materialise("tiny:2x4", results / "model" / "pretrained")
+    materialise("tiny:2x4", results / "model" / "pretrained")
     words = ["i love this day", "i hate this", "so good", "so bad and sad"]
     rows = [{"id": f"{s}{i}", "text": words[i % 4], "label": int(i % 2 == 0), "source": "t", "split": s}
             for s in ("train", "valid") for i in range(12)]
     io.write_parquet(results / "data" / "split.parquet", pd.DataFrame(rows))
     io.write_json(results / "select" / "random-50" / "ids.json", {"ids": [f"train{i}" for i in range(6)]})
     keep = np.array([[1, 0, 1, 0], [0, 0, 1, 1]], bool)
-    modeling.save_masks(results / "prune" / "ga" / "random-50" / "50" / "mask.safetensors", keep)
+    save_masks(results / "prune" / "ga" / "random-50" / "50" / "mask.safetensors", keep)
     config = {"seed": 1, "device": "cpu", "model": {"max_length": 16},
               "prune": {"fitness_valid_size": 8, "train": {"epochs": 1, "lr": 1e-3, "batch_size": 4}}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))

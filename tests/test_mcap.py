@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lotteryprune import modeling
 from lotteryprune.prune import PruneTask, run_method
 from lotteryprune.prune.mcap import MapCNN, MetaController, rdd_kl, relative_distances, straight_through_mask
-from lotteryprune.training import TrainConfig
+from lotteryprune.model.training import TrainConfig
+from lotteryprune.model.heads import n_pruned
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_cnn_and_controller_shapes():
 def test_run_exact_count(tiny, rate):
     res = run_method("mcap", _task(tiny, rate))
     assert res.unit == "heads" and res.head_keep.shape == (2, 4)
-    assert int((~res.head_keep).sum()) == modeling.n_pruned(8, rate)
+    assert int((~res.head_keep).sum()) == n_pruned(8, rate)
     assert len(res.history) == 6 and all(np.isfinite(h["kl"]) and h["kl"] >= 0 for h in res.history)
 
 

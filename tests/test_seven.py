@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from lotteryprune import modeling
 from lotteryprune.prune import PruneTask, run_method
 from lotteryprune.prune.seven import SevenScorer, global_keep_masks, head_scores, keep_fraction, window
-from lotteryprune.training import TrainConfig
+from lotteryprune.model.training import TrainConfig
+from lotteryprune.model.heads import n_pruned, prunable_linears
+from lotteryprune.model.sources import load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_global_keep_masks_exact_ties_and_no_regrowth():
 
 
 def test_head_scores_sum_rows_and_columns(tiny):
-    model = modeling.load_classifier(tiny[0])
+    model = load_classifier(tiny[0])
     weights = {n: p for n, p in model.named_parameters() if n.endswith(".weight") and "encoder" in n}
     scores = {n: torch.rand_like(p) for n, p in weights.items()}
     got = head_scores(model, scores)
@@ -97,14 +98,14 @@ def test_run_weights_exact_rate_and_deterministic(tiny, rate):
     again = run_method("seven", _task(tiny, rate))
     assert all(torch.equal(res.weight_masks[n], again.weight_masks[n]) for n in res.weight_masks)
     no_pooler = run_method("seven", _task(tiny, rate, include_pooler=False))
-    assert set(no_pooler.weight_masks) == set(modeling.prunable_linears(modeling.load_classifier(tiny[0])))
+    assert set(no_pooler.weight_masks) == set(prunable_linears(load_classifier(tiny[0])))
 
 
 def test_run_weights_pruned_weights_are_zero_after_training(tiny, monkeypatch):
     """The weights SEVEN masks are held at zero in the model it fine-tunes (train() re-applies
     the very dict SEVEN mutates)."""
     from lotteryprune.prune import seven
-    from lotteryprune.training import train as real_train
+    from lotteryprune.model.training import train as real_train
 
     seen = {}
 
@@ -124,7 +125,7 @@ def test_run_weights_pruned_weights_are_zero_after_training(tiny, monkeypatch):
 
 def test_run_heads_exact_count_and_deterministic(tiny):
     res = run_method("seven_heads", _task(tiny, 0.5))
-    assert res.unit == "heads" and int((~res.head_keep).sum()) == modeling.n_pruned(8, 0.5)
+    assert res.unit == "heads" and int((~res.head_keep).sum()) == n_pruned(8, 0.5)
     assert np.array(res.extras["scores"]).shape == (2, 4)
     again = run_method("seven_heads", _task(tiny, 0.5))
     assert np.array_equal(res.head_keep, again.head_keep)

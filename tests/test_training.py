@@ -3,15 +3,16 @@
 import numpy as np
 import torch
 
-from lotteryprune import modeling, training
+from lotteryprune.model import training
+from lotteryprune.model.sources import load_classifier, load_tokenizer
 
 TEXTS = ["good day", "bad day", "i love it", "i hate it", "great fun", "so sad", "happy now", "not good"] * 3
 LABELS = [1, 0, 1, 0, 1, 0, 1, 0] * 3
 
 
 def _train(model_dir, seed, masks=None):
-    model = modeling.load_classifier(model_dir, seed=seed)
-    tok = modeling.load_tokenizer(model_dir)
+    model = load_classifier(model_dir, seed=seed)
+    tok = load_tokenizer(model_dir)
     cfg = training.TrainConfig(epochs=2, lr=1e-3, batch_size=4, seed=seed, max_length=16)
     stats = training.train(model, tok, TEXTS, LABELS, cfg, weight_masks=masks, progress=False)
     return model, stats
@@ -28,7 +29,7 @@ def test_same_seed_same_weights(tiny_model_dir):
 
 
 def test_weight_masks_stay_zero_through_training(tiny_model_dir):
-    model = modeling.load_classifier(tiny_model_dir)
+    model = load_classifier(tiny_model_dir)
     name = "bert.encoder.layer.0.attention.self.query.weight"
     shape = dict(model.named_parameters())[name].shape
     mask = torch.rand(shape, generator=torch.Generator().manual_seed(0)) > 0.5

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lotteryprune import zeroshot
-from lotteryprune.modeling import materialise, resolve_source
+from lotteryprune.model.sources import materialise, resolve_source
 
 TEXTS = [
     "today is a great day",
@@ -27,7 +27,7 @@ def tiny_dir(tmp_path_factory):
     from transformers import AutoTokenizer, BertTokenizerFast
 
     if AutoTokenizer.from_pretrained(d).tokenize("today") == ["[UNK]"]:
-        # modeling.tiny_bert passes vocab_file=, which transformers 5 ignores (5-token vocab);
+        # tiny_bert passes vocab_file=, which transformers 5 ignores (5-token vocab);
         # rebuild the tokenizer from the vocab.txt it wrote until that is fixed
         BertTokenizerFast(vocab=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
     return d

@@ -26,7 +26,10 @@ import time
 import numpy as np
 import torch
 
-from . import modeling, runtime
+from . import runtime
+from .model.cost import count_params, forward_flops
+from .model.heads import apply_weight_masks, head_layout, layers_of, prune_heads, random_keep_mask
+from .model.sources import load_classifier, resolve_source
 
 
 def _inputs(vocab_size: int, batch_size: int, seq_len: int, seed: int) -> dict:
@@ -58,12 +61,12 @@ def compare(
     device: str = "cpu",
 ) -> dict:
     """Latency, throughput, parameters and FLOPs of unpruned vs pruned; their ratios."""
-    base = modeling.load_classifier(model_dir, seed=seed).to(device).eval()
-    pruned = modeling.load_classifier(model_dir, seed=seed)
+    base = load_classifier(model_dir, seed=seed).to(device).eval()
+    pruned = load_classifier(model_dir, seed=seed)
     keep_mask = np.asarray(keep_mask, dtype=bool)
     if not keep_mask.all():
-        modeling.prune_heads(pruned, keep_mask)
-    modeling.apply_weight_masks(pruned, weight_masks)
+        prune_heads(pruned, keep_mask)
+    apply_weight_masks(pruned, weight_masks)
     pruned = pruned.to(device).eval()
     batch = {k: v.to(device) for k, v in _inputs(base.config.vocab_size, batch_size, seq_len, seed).items()}
     for _ in range(warmup):
@@ -75,7 +78,7 @@ def compare(
         for model, times in pair[:: -1 if i % 2 else 1]:
             times.append(_time_once(model, batch))
     t0, t1 = statistics.median(base_t), statistics.median(pruned_t)
-    f0, f1 = modeling.forward_flops(base, seq_len), modeling.forward_flops(pruned, seq_len)
+    f0, f1 = forward_flops(base, seq_len), forward_flops(pruned, seq_len)
     measured, predicted = t0 / t1, f0 / f1
     nonzero = sum(int((p != 0).sum()) for p in pruned.parameters())
     return {
@@ -86,9 +89,9 @@ def compare(
         "threads": torch.get_num_threads(),
         "heads_kept": int(keep_mask.sum()),
         "heads_total": int(keep_mask.size),
-        "layers_kept": len(modeling.layers_of(pruned)),
-        "unpruned": {"latency_s": t0, "throughput": batch_size / t0, "params": modeling.count_params(base), "flops": f0},
-        "pruned": {"latency_s": t1, "throughput": batch_size / t1, "params": modeling.count_params(pruned), "nonzero_params": nonzero, "flops": f1},
+        "layers_kept": len(layers_of(pruned)),
+        "unpruned": {"latency_s": t0, "throughput": batch_size / t0, "params": count_params(base), "flops": f0},
+        "pruned": {"latency_s": t1, "throughput": batch_size / t1, "params": count_params(pruned), "nonzero_params": nonzero, "flops": f1},
         "measured_speedup": measured,
         "flop_speedup": predicted,
         "realised": (measured - 1) / (predicted - 1) if predicted > 1 + 1e-9 else None,
@@ -99,7 +102,7 @@ def compare(
 
 def train_throughput(model_dir: str, *, batch_size: int = 32, seq_len: int = 48, steps: int = 20, seed: int = 0) -> dict:
     """Samples/s of AdamW training steps (forward, backward, step) on fixed-length inputs."""
-    model = modeling.load_classifier(model_dir, seed=seed).train()
+    model = load_classifier(model_dir, seed=seed).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     batch = _inputs(model.config.vocab_size, batch_size, seq_len, seed)
     labels = torch.randint(0, 2, (batch_size,), generator=torch.Generator().manual_seed(seed))
@@ -130,12 +133,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     tuned = False if args.default_malloc else runtime.keep_freed_memory()
     torch.set_num_threads(args.threads)
-    model_dir = modeling.resolve_source(args.model)
+    model_dir = resolve_source(args.model)
     if args.train:
         print(json.dumps(train_throughput(model_dir, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed), indent=1))
         return
-    base = modeling.load_classifier(model_dir)
-    layers, heads = modeling.head_layout(base)
+    base = load_classifier(model_dir)
+    layers, heads = head_layout(base)
     rng = np.random.default_rng(args.seed)
     print(
         f"model {args.model}: {layers}x{heads} heads, batch {args.batch_size}, seq {args.seq_len}, {args.threads} threads, "
@@ -143,7 +146,7 @@ def main(argv=None) -> None:
     )
     print(f"{'rate':>5} {'layers':>6} {'params':>8} {'t_full ms':>9} {'t_pruned ms':>11} {'measured':>8} {'FLOP':>6} {'realised':>8}")
     for rate in args.rates:
-        keep = modeling.random_keep_mask(layers, heads, rate / 100, rng)
+        keep = random_keep_mask(layers, heads, rate / 100, rng)
         r = compare(model_dir, keep, batch_size=args.batch_size, seq_len=args.seq_len, repeats=args.repeats, seed=args.seed)
         print(
             f"{rate:>4}% {r['layers_kept']:>6} {r['pruned']['params'] / 1e6:>7.2f}M {r['unpruned']['latency_s'] * 1e3:>9.1f} "

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import modeling
-from .training import TrainConfig, evaluate, predict_logits, train
+from .model.training import TrainConfig, evaluate, predict_logits, train
+from .model.cost import count_params
+from .model.heads import apply_weight_masks, layers_of, prune_heads
+from .model.sources import load_classifier, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,13 @@ def run(
     progress: bool = True,
 ) -> tuple[torch.nn.Module, dict]:
     """Return the fine-tuned model and its metrics (valid and test), with phase timings."""
-    model = modeling.load_classifier(model_dir, seed=train_cfg.seed)
+    model = load_classifier(model_dir, seed=train_cfg.seed)
     if head_keep is not None and not np.asarray(head_keep).all():
-        modeling.prune_heads(model, head_keep)
-    modeling.apply_weight_masks(model, weight_masks)
+        prune_heads(model, head_keep)
+    apply_weight_masks(model, weight_masks)
     model.to(device)
-    tokenizer = modeling.load_tokenizer(model_dir)
-    result: dict = {"params": modeling.count_params(model), "layers": len(modeling.layers_of(model))}
+    tokenizer = load_tokenizer(model_dir)
+    result: dict = {"params": count_params(model), "layers": len(layers_of(model))}
     if augment is not None:
         texts, labels = augment
         result["augment"] = train(model, tokenizer, texts, labels, augment_cfg, weight_masks=weight_masks, progress=progress, desc="augmented")

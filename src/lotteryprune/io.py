@@ -72,6 +72,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def save_figure(fig, path: str | os.PathLike) -> list[str]:
+    """A matplotlib figure as PNG at ``path`` and PDF beside it, each written atomically;
+    the figure is closed. Returns both paths."""
+    import matplotlib.pyplot as plt
+
+    out = []
+    for target in (Path(path), Path(path).with_suffix(".pdf")):
+        with atomic_path(target, suffix=target.suffix) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=target.suffix[1:])
+        out.append(str(target))
+    plt.close(fig)
+    return out
+
+
 def fingerprint(obj: Any) -> str:
     """A short stable hash of a JSON-able object (a config section, a list of inputs)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_default).encode()).hexdigest()[:16]

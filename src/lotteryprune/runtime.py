@@ -79,6 +79,6 @@ def start(snakemake, name: str | None = None) -> logging.Logger:
 
 
 def device(config: dict) -> str:
-    from .modeling import pick_device
+    from .model.device import pick_device
 
     return str(pick_device(config.get("device", "auto")))

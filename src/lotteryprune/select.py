@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .io import atomic_path, save_figure
+
 SELECTORS = ("random", "kmeans")
 SEL_PATTERN = r"(random|kmeans)-[0-9.]+"
 # above this many (samples x clusters), full K-means is too slow: MiniBatchKMeans
@@ -173,8 +175,8 @@ def embed_train(model_dir: str, texts: Sequence[str], *, batch_size: int = 128, 
     import torch
     from transformers import AutoModel
 
-    from .embed import embed_texts
-    from .modeling import load_tokenizer
+    from .model.embed import embed_texts
+    from .model.sources import load_tokenizer
 
     model = AutoModel.from_pretrained(str(model_dir)).to(torch.device(device))
     tokenizer = load_tokenizer(model_dir)
@@ -200,8 +202,6 @@ def plot_selection(coords: np.ndarray, labels: Sequence[int], picks: dict[str, S
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_path
-
     coords, labels = np.asarray(coords), np.asarray(labels)
     by_rate: dict[float, dict[str, Sequence[int]]] = {}
     for sel, rows in picks.items():
@@ -224,13 +224,7 @@ def plot_selection(coords: np.ndarray, labels: Sequence[int], picks: dict[str, S
         ax.set_ylabel("UMAP 2")
         ax.legend(loc="best", fontsize=7, markerscale=1.5)
     fig.tight_layout()
-    out = []
-    for target in (str(path), str(path).rsplit(".", 1)[0] + ".pdf"):
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=150, format=target.rsplit(".", 1)[1])
-        out.append(target)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- files (for the scripts)
@@ -246,8 +240,6 @@ def train_rows(split_df):
 
 def write_embeddings(path, ids: Sequence[str], embeddings: np.ndarray) -> None:
     """One .npz: ``ids`` (str) and ``embeddings`` (float32 [N, hidden]), written atomically."""
-    from .io import atomic_path
-
     if len(ids) != len(embeddings):
         raise ValueError(f"{len(ids)} ids for {len(embeddings)} embeddings")
     with atomic_path(path, suffix=".npz") as tmp:

@@ -1,8 +1,9 @@
-from lotteryprune import bench, io, modeling, runtime
+from lotteryprune import bench, io, runtime
+from lotteryprune.model.heads import load_masks
 
 log = runtime.start(snakemake)
 p = snakemake.params
-head_keep, weight_masks = modeling.load_masks(snakemake.input.mask)
+head_keep, weight_masks = load_masks(snakemake.input.mask)
 result = bench.compare(
     snakemake.input.model,
     head_keep,

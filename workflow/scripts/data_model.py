@@ -1,13 +1,14 @@
 import shutil
 from pathlib import Path
 
-from lotteryprune import io, modeling, runtime
+from lotteryprune import io, runtime
+from lotteryprune.model.sources import materialise
 
 log = runtime.start(snakemake)
 out = Path(snakemake.output.model)
 tmp = out.with_name(out.name + ".partial")
 shutil.rmtree(tmp, ignore_errors=True)
-info = modeling.materialise(snakemake.params.source, tmp, seed=snakemake.params.seed)
+info = materialise(snakemake.params.source, tmp, seed=snakemake.params.seed)
 tmp.rename(out)  # a directory appears complete or not at all
 log.info("model %s", info)
 io.write_json(snakemake.output.info, info)

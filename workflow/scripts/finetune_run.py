@@ -2,8 +2,10 @@ import os
 
 import pandas as pd
 
-from lotteryprune import finetune, io, modeling, runtime
-from lotteryprune.training import TrainConfig
+from lotteryprune import finetune, io, runtime
+from lotteryprune.model.training import TrainConfig
+from lotteryprune.model.heads import load_masks, save_pruned
+from lotteryprune.model.sources import load_tokenizer
 
 log = runtime.start(snakemake)
 p = snakemake.params
@@ -12,7 +14,7 @@ seed = int(wc.seed)
 split = pd.read_parquet(snakemake.input.split)
 head_keep = weight_masks = None
 if "mask" in snakemake.input.keys():
-    head_keep, weight_masks = modeling.load_masks(snakemake.input.mask)
+    head_keep, weight_masks = load_masks(snakemake.input.mask)
 augment = None
 if wc.aug != "none":
     augment = finetune.augmented_set(
@@ -32,7 +34,7 @@ model, metrics = finetune.run(
 )
 if p.save_model:
     out = os.path.join(os.path.dirname(snakemake.output.metrics), "model")
-    modeling.save_pruned(model, modeling.load_tokenizer(snakemake.input.model), out)
+    save_pruned(model, load_tokenizer(snakemake.input.model), out)
 metrics.update(
     {
         "method": wc.get("method", "unpruned"),

@@ -1,11 +1,11 @@
-import json
 import time
 
 import pandas as pd
 
-from lotteryprune import io, modeling, runtime
+from lotteryprune import io, runtime
 from lotteryprune.prune import run_method, score_mask
-from lotteryprune.tasks import build_task
+from lotteryprune.prune.task import build_task
+from lotteryprune.model.heads import save_masks
 
 log = runtime.start(snakemake)
 p = snakemake.params
@@ -32,7 +32,7 @@ search_seconds = time.perf_counter() - start
 # Every method's mask is scored by the same short training, so the F1s compare.
 scored = score_mask(task, result.head_keep, result.weight_masks)
 log.info("%s at %s%%: achieved rate %.4f, valid F1 %.4f", wc.method, wc.rate, result.achieved_rate(), scored["f1"])
-modeling.save_masks(snakemake.output.mask, result.head_keep, result.weight_masks)
+save_masks(snakemake.output.mask, result.head_keep, result.weight_masks)
 io.write_json(
     snakemake.output.summary,
     {

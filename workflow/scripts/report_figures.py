@@ -1,7 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from lotteryprune import figures, figures_ga, io, report, runtime
+from lotteryprune import io, report, runtime
+from lotteryprune.report import figures
 
 log = runtime.start(snakemake)
 frame = report.load_finetune(snakemake.input.finetune)
@@ -22,6 +23,6 @@ bench = pd.DataFrame(
 )
 figures.figure8(agg[agg["augmentation"] == "none"], bench, snakemake.output.fig8)
 summaries = [io.read_json(p) for p in snakemake.input.ga]
-figures_ga.plot_head_grids({s["rate"]: np.array(s["head_keep"], dtype=bool) for s in summaries}, snakemake.output.fig9)
-figures_ga.plot_fitness_history({s["rate"]: s["history"] for s in summaries}, snakemake.output.fitness)
+figures.plot_head_grids({s["rate"]: np.array(s["head_keep"], dtype=bool) for s in summaries}, snakemake.output.fig9)
+figures.plot_fitness_history({s["rate"]: s["history"] for s in summaries}, snakemake.output.fitness)
 log.info("figures written")

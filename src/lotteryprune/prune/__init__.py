@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 
-from .common import PruneResult, PruneTask, score_mask
+from .score import score_mask
+from .task import PruneResult, PruneTask
 
 # method name -> "module:function" (imported lazily so one method's deps never block another)
 METHODS: dict[str, str] = {

@@ -2,7 +2,7 @@
 entropy and attention to [SEP] (the baselines of MCAP, seed 003; magnitude after seed 002;
 importance after Michel et al. 2019).
 
-Every method returns a keep-mask over heads with exactly ``modeling.n_pruned(L*H, rate)``
+Every method returns a keep-mask over heads with exactly ``n_pruned(L*H, rate)``
 heads removed. Ties in a score are broken deterministically: among equal scores the head
 with the lower (layer, head) index is pruned first.
 """
@@ -16,9 +16,12 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .. import attention, modeling
-from ..training import encode, grouped_batches, train
-from .common import PruneResult, PruneTask
+from ..model import attention
+from ..model.batching import collate, encode, length_sorted_batches
+from ..model.training import train
+from .task import PruneResult, PruneTask
+from ..model.heads import gated, head_layout, layers_of, n_pruned, random_keep_mask
+from ..model.sources import load_classifier, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +62,9 @@ def _layout(model_dir) -> tuple[int, int]:
 
 def _load(task: PruneTask, *, eager: bool = False):
     kwargs = {"attn_implementation": "eager"} if eager else {}
-    model = modeling.load_classifier(task.model_dir, seed=task.train_cfg.seed, **kwargs)
+    model = load_classifier(task.model_dir, seed=task.train_cfg.seed, **kwargs)
     model.to(task.device)
-    return model, modeling.load_tokenizer(task.model_dir)
+    return model, load_tokenizer(task.model_dir)
 
 
 def _slices(target: int, steps: int) -> list[int]:
@@ -78,7 +81,7 @@ def run_random(task: PruneTask) -> PruneResult:
     start = time.perf_counter()
     layers, heads = _layout(task.model_dir)
     draws = int(task.params.get("draws", 1))
-    masks = [modeling.random_keep_mask(layers, heads, task.rate, np.random.default_rng([task.seed, i])) for i in range(draws)]
+    masks = [random_keep_mask(layers, heads, task.rate, np.random.default_rng([task.seed, i])) for i in range(draws)]
     return PruneResult(
         head_keep=masks[0],
         extras={"draws": [m.astype(int).tolist() for m in masks], "seconds": time.perf_counter() - start},
@@ -92,7 +95,7 @@ def run_random(task: PruneTask) -> PruneResult:
 def head_magnitudes(model) -> np.ndarray:
     """Mean |w| of each head's query/key/value rows and output-projection columns: [L, H]."""
     rows = []
-    for layer in modeling.layers_of(model):
+    for layer in layers_of(model):
         attn = layer.attention.self
         d = attn.attention_head_size
         qkv = sum(lin.weight.detach().abs().float().view(-1, d, lin.in_features).sum((1, 2)) for lin in (attn.query, attn.key, attn.value))
@@ -111,9 +114,9 @@ def run_magnitude(task: PruneTask) -> PruneResult:
     start = time.perf_counter()
     steps = int(task.params.get("steps", 3))
     model, tokenizer = _load(task)
-    layers, heads = modeling.head_layout(model)
+    layers, heads = head_layout(model)
     keep = np.ones((layers, heads), dtype=bool)
-    targets = _slices(modeling.n_pruned(layers * heads, task.rate), steps)
+    targets = _slices(n_pruned(layers * heads, task.rate), steps)
     step_cfg = replace(task.train_cfg, epochs=task.train_cfg.epochs / steps)
     history, train_seconds = [], 0.0
     for s, target in enumerate(targets, 1):
@@ -122,7 +125,7 @@ def run_magnitude(task: PruneTask) -> PruneResult:
         history.append({"step": s, "pruned": int((~keep).sum()), "scores": scores.tolist()})
         if s < steps:  # the final fine-tuning is the caller's (score_mask)
             gates = torch.as_tensor(keep, dtype=torch.float32, device=task.device)
-            with modeling.gated(model, gates):
+            with gated(model, gates):
                 stats = train(model, tokenizer, task.train_texts, task.train_labels, replace(step_cfg, seed=step_cfg.seed + s), progress=task.progress, desc=f"magnitude {s}/{steps}")
             train_seconds += stats["seconds"]
     return PruneResult(
@@ -148,11 +151,10 @@ def head_importance(model, tokenizer, texts, labels, keep: np.ndarray, *, batch_
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
     total = torch.zeros(keep.shape, dtype=torch.float64)
     try:
-        for idx in grouped_batches([len(x) for x in ids], batch_size, None):
+        for idx in length_sorted_batches([len(x) for x in ids], batch_size):
             gates = torch.as_tensor(keep, dtype=torch.float32, device=device).requires_grad_(True)
-            batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with modeling.gated(model, gates):
+            batch = collate(tokenizer, ids, idx, device)
+            with gated(model, gates):
                 logits = model(**batch).logits
             loss = torch.nn.functional.cross_entropy(logits.float(), y[idx])
             (grad,) = torch.autograd.grad(loss, gates)
@@ -178,10 +180,10 @@ def run_importance(task: PruneTask) -> PruneResult:
     train_seconds = 0.0
     if task.params.get("finetune", True):
         train_seconds = train(model, tokenizer, task.train_texts, task.train_labels, task.train_cfg, progress=task.progress, desc="importance fine-tune")["seconds"]
-    layers, heads = modeling.head_layout(model)
+    layers, heads = head_layout(model)
     keep = np.ones((layers, heads), dtype=bool)
     history = []
-    for s, target in enumerate(_slices(modeling.n_pruned(layers * heads, task.rate), steps), 1):
+    for s, target in enumerate(_slices(n_pruned(layers * heads, task.rate), steps), 1):
         scores = head_importance(
             model, tokenizer, task.train_texts, task.train_labels, keep,
             batch_size=task.train_cfg.batch_size, max_length=task.train_cfg.max_length,
@@ -205,7 +207,7 @@ def attention_statistics(task: PruneTask) -> dict[str, np.ndarray]:
     sep = tokenizer.sep_token_id
     if sep is None:
         raise ValueError(f"{task.model_dir}: the tokenizer has no [SEP] token")
-    layers, heads = modeling.head_layout(model)
+    layers, heads = head_layout(model)
     entropy = torch.zeros(layers, heads, dtype=torch.float64)
     to_sep = torch.zeros(layers, heads, dtype=torch.float64)
     tokens = 0.0
@@ -230,7 +232,7 @@ def _run_attention(task: PruneTask, kind: str) -> PruneResult:
         score = -value if task.params.get("entropy_prune", "high") == "high" else value
     else:  # heads attending most to [SEP] (a no-op attention) go first
         score = -value
-    keep = keep_from_scores(score, modeling.n_pruned(value.size, task.rate))
+    keep = keep_from_scores(score, n_pruned(value.size, task.rate))
     return PruneResult(
         head_keep=keep,
         extras={"scores": value.tolist(), "entropy": stats["entropy"].tolist(), "sep": stats["sep"].tolist(), "seconds": time.perf_counter() - start},

@@ -38,7 +38,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..io import write_json
-from .common import PruneResult, PruneTask, score_mask
+from .score import score_mask
+from .task import PruneResult, PruneTask
+from ..model.heads import n_pruned
 
 log = logging.getLogger(__name__)
 
@@ -411,11 +413,11 @@ def _model_layout(model_dir) -> tuple[int, int]:
 
 def run(task: PruneTask) -> PruneResult:
     """The GA as a pruning method: fitness = validation F1 from :func:`score_mask`."""
-    from .. import modeling
+
 
     p = _params(task.params)
     n_layers, n_heads = _model_layout(task.model_dir)
-    n_prune = modeling.n_pruned(n_layers * n_heads, task.rate)
+    n_prune = n_pruned(n_layers * n_heads, task.rate)
     ckpt = Path(task.workdir) / "ga_checkpoint.json" if task.workdir is not None else None
     workers = int(p["workers"])
 

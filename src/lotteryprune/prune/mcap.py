@@ -10,7 +10,7 @@ Per episode, on ``k`` instances of the lottery sample (the paper's k = 60):
    learned per-head bias) turns them into keep logits; a straight-through Gumbel-softmax
    (binary, i.e. logistic noise) samples a keep-mask with *exactly* the rate's number of
    heads kept in the forward pass (the fixed keep budget), relaxed in the backward pass;
-4. the encoder runs again with that mask as head gates (``modeling.gated``) and the loss is
+4. the encoder runs again with that mask as head gates (``gated``) and the loss is
    the KL divergence between the relative-distance distributions of the instances before
    and after masking (paper Eq. 10-14): for instance n, r^n_i = d(h_n, h_i) / sum_j d(h_n, h_j)
    with the cosine distance d; KL(r_original || r_masked), averaged over n.
@@ -31,10 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import attention, modeling
-from ..training import encode
+from ..model import attention
+from ..model.embed import mean_pooled
+from ..model.batching import collate, encode, length_sorted_batches
 from .baselines import keep_from_scores
-from .common import PruneResult, PruneTask
+from .task import PruneResult, PruneTask
+from ..model.heads import gated, head_layout, n_pruned
+from ..model.sources import load_classifier, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +132,11 @@ class _Observer:
         self.maps: dict[int, torch.Tensor] = {}
 
     def chunks(self, idx: np.ndarray) -> list[np.ndarray]:
-        order = np.asarray(idx)[np.argsort([-len(self.ids[i]) for i in idx], kind="stable")]
-        return [order[i : i + self.micro_batch] for i in range(0, len(order), self.micro_batch)]
+        idx = np.asarray(idx)
+        return [idx[part] for part in length_sorted_batches([len(self.ids[i]) for i in idx], self.micro_batch)]
 
     def batch(self, idx) -> dict:
-        batch = self.tokenizer.pad({"input_ids": [self.ids[i] for i in idx]}, return_tensors="pt")
-        return {key: v.to(self.device) for key, v in batch.items()}
+        return collate(self.tokenizer, self.ids, idx, self.device)
 
     @torch.no_grad()
     def observe(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +148,7 @@ class _Observer:
             if out.attentions is None or any(a is None for a in out.attentions):
                 raise RuntimeError("MCAP needs attention maps: load the model with attn_implementation='eager'")
             maps = attention.fit_maps(torch.stack([a.float() for a in out.attentions], 1), self.seq_len).flatten(1, 2)
-            reps = attention.mean_pooled(out.last_hidden_state.float(), batch["attention_mask"])
+            reps = mean_pooled(out.last_hidden_state.float(), batch["attention_mask"])
             for j, i in enumerate(chunk):
                 self.reps[int(i)] = reps[j].cpu()
                 self.maps[int(i)] = maps[j].to(torch.float16).cpu()
@@ -157,10 +159,10 @@ class _Observer:
     def masked(self, model, gates: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
         """Representations [B, D] (``idx`` order) of the encoder with heads gated by ``gates``."""
         parts, where = [], []
-        with modeling.gated(model, gates):
+        with gated(model, gates):
             for chunk in self.chunks(idx):
                 batch = self.batch(chunk)
-                parts.append(attention.mean_pooled(self.encoder(**batch).last_hidden_state.float(), batch["attention_mask"]))
+                parts.append(mean_pooled(self.encoder(**batch).last_hidden_state.float(), batch["attention_mask"]))
                 where += [int(i) for i in chunk]
         position = {i: n for n, i in enumerate(where)}
         return torch.cat(parts)[torch.as_tensor([position[int(i)] for i in idx], device=parts[0].device)]
@@ -171,14 +173,14 @@ def run(task: PruneTask) -> PruneResult:
     p = task.params
     episodes, k = int(p.get("episodes", 30)), int(p.get("k", 60))
     channels, lr, tau, seq_len = int(p.get("cnn_channels", 8)), float(p.get("lr", 0.01)), float(p.get("tau", 1.0)), int(p.get("seq_len", 32))
-    model = modeling.load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation="eager").to(task.device)
-    tokenizer = modeling.load_tokenizer(task.model_dir)
+    model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation="eager").to(task.device)
+    tokenizer = load_tokenizer(task.model_dir)
     encoder = model.base_model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
-    layers, heads = modeling.head_layout(model)
+    layers, heads = head_layout(model)
     total = layers * heads
-    n_prune = modeling.n_pruned(total, task.rate)
+    n_prune = n_pruned(total, task.rate)
     n_keep = total - n_prune
 
     torch.manual_seed(task.seed)

@@ -17,7 +17,7 @@ exactly.
 
 Which Linears: every Linear except the classifier, as the official code does, so the pooler
 is included by default (``include_pooler``; the encoder Linears are
-``modeling.prunable_linears``).
+``prunable_linears``).
 
 ``seven_heads`` turns the same scores into a head ranking: one dense fine-tuning pass with
 the scorer updated every step (no weight pruning, so every head is scored on the same
@@ -35,10 +35,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .. import modeling
-from ..training import train
+from ..model.training import train
 from .baselines import keep_from_scores
-from .common import PruneResult, PruneTask
+from .task import PruneResult, PruneTask
+from ..model.heads import head_layout, layers_of, n_pruned, prunable_linears
+from ..model.sources import load_classifier, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def global_keep_masks(scores: dict[str, torch.Tensor], masks: dict[str, torch.Te
 
 def seven_linears(model, include_pooler: bool = True) -> dict[str, torch.nn.Parameter]:
     """name -> weight of every Linear SEVEN prunes (the encoder's, and the pooler's if asked)."""
-    names = list(modeling.prunable_linears(model))
+    names = list(prunable_linears(model))
     if include_pooler:
         names += [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.split(".")[-2:-1] == ["pooler"]]
     params = dict(model.named_parameters())
@@ -129,8 +130,8 @@ def seven_linears(model, include_pooler: bool = True) -> dict[str, torch.nn.Para
 
 
 def _setup(task: PruneTask):
-    model = modeling.load_classifier(task.model_dir, seed=task.train_cfg.seed).to(task.device)
-    tokenizer = modeling.load_tokenizer(task.model_dir)
+    model = load_classifier(task.model_dir, seed=task.train_cfg.seed).to(task.device)
+    tokenizer = load_tokenizer(task.model_dir)
     p = task.params
     scorer = SevenScorer(p.get("a1", 0.8), p.get("a2", 0.9), p.get("eps", 1e-8))
     cfg = replace(task.train_cfg, epochs=p.get("epochs", task.train_cfg.epochs))
@@ -174,7 +175,7 @@ def run_weights(task: PruneTask) -> PruneResult:
         new = global_keep_masks(scorer.scores, masks, n_keep_final)
         for n in masks:
             masks[n].copy_(new[n])
-    layers, heads = modeling.head_layout(model)
+    layers, heads = head_layout(model)
     return PruneResult(
         head_keep=np.ones((layers, heads), dtype=bool),
         unit="weights",
@@ -195,7 +196,7 @@ def run_weights(task: PruneTask) -> PruneResult:
 def head_scores(model, scores: dict[str, torch.Tensor]) -> np.ndarray:
     """Sum of per-weight scores over each head's Q/K/V rows and output-projection columns: [L, H]."""
     rows = []
-    for i, layer in enumerate(modeling.layers_of(model)):
+    for i, layer in enumerate(layers_of(model)):
         attn = layer.attention.self
         d = attn.attention_head_size
         prefix = next(n for n, m in model.named_modules() if m is layer)
@@ -222,7 +223,7 @@ def run_heads(task: PruneTask) -> PruneResult:
     if scorer.t == 0:
         raise ValueError("SEVEN: the training schedule has no steps; raise prune.seven.epochs or the lottery sample")
     scores = head_scores(model, scorer.scores)
-    keep = keep_from_scores(scores, modeling.n_pruned(scores.size, task.rate))
+    keep = keep_from_scores(scores, n_pruned(scores.size, task.rate))
     return PruneResult(
         head_keep=keep,
         extras={"scores": scores.tolist(), "score_updates": scorer.t, "train_seconds": stats["seconds"], "seconds": time.perf_counter() - start},

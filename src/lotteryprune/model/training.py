@@ -14,10 +14,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from tqdm.auto import tqdm
 
-from .modeling import apply_weight_masks
+from ..metrics import classification_metrics
+from .batching import collate, encode, grouped_batches
+from .heads import apply_weight_masks
 
 
 @dataclass
@@ -41,35 +42,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-
-
-def grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    """Length-grouped batches: shuffle, sort within mega-batches of 50 batches, shuffle batches.
-
-    With ``rng=None`` the order is deterministic by length (evaluation).
-    """
-    n = len(lengths)
-    lengths = np.asarray(lengths)
-    if rng is None:
-        order = np.argsort(-lengths, kind="stable")
-        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    order = rng.permutation(n)
-    mega = batch_size * 50
-    batches = []
-    for start in range(0, n, mega):
-        chunk = order[start : start + mega]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _collate(tokenizer, ids: list[list[int]], idx: np.ndarray, device) -> dict:
-    batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
-    return {k: v.to(device) for k, v in batch.items()}
 
 
 def _autocast(device: torch.device):
@@ -127,7 +99,7 @@ def train(
     samples, loss_ema = 0, None
     bar = tqdm(schedule, desc=desc, disable=not progress, mininterval=5)
     for step, idx in enumerate(bar):
-        batch = _collate(tokenizer, ids, idx, device)
+        batch = collate(tokenizer, ids, idx, device)
         with _autocast(device):
             logits = model(**batch).logits
         loss = torch.nn.functional.cross_entropy(logits.float(), y[idx].to(device))
@@ -155,19 +127,8 @@ def predict_logits(model, tokenizer, texts: Sequence[str], *, batch_size: int = 
     out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     for idx in tqdm(grouped_batches([len(x) for x in ids], batch_size, None), desc="predict", disable=not progress, mininterval=5):
         with _autocast(device):
-            out[idx] = model(**_collate(tokenizer, ids, idx, device)).logits.float().cpu().numpy()
+            out[idx] = model(**collate(tokenizer, ids, idx, device)).logits.float().cpu().numpy()
     return out
-
-
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1": float(f1_score(y_true, y_pred, pos_label=1, zero_division=0)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "mcc": float(matthews_corrcoef(y_true, y_pred)) if len(np.unique(y_true)) > 1 else 0.0,
-        "n": int(len(y_true)),
-    }
 
 
 def evaluate(model, tokenizer, texts: Sequence[str], labels: Sequence[int], *, batch_size: int = 128, max_length: int = 64, progress: bool = False) -> dict:

@@ -12,11 +12,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .batching import collate, encode, length_sorted_batches
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length (longest first, for early OOM)."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+def mean_pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the hidden states over the non-padding tokens: [B, T, D] -> [B, D]."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 @torch.no_grad()
@@ -39,16 +41,12 @@ def embed_texts(
     encoder.eval()
     device = next(encoder.parameters()).device
     texts = list(texts)
-    enc = tokenizer(texts, truncation=True, max_length=max_length)
-    ids = enc["input_ids"]
+    ids = encode(tokenizer, texts, max_length)
     out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
     batches = length_sorted_batches([len(x) for x in ids], batch_size)
     for idx in tqdm(batches, desc=desc, disable=not progress, mininterval=5):
-        batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = collate(tokenizer, ids, idx, device)
         hidden = encoder(**batch).last_hidden_state.float()  # pool in fp32 whatever the model's dtype
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        pooled = torch.nn.functional.normalize(mean_pooled(hidden, batch["attention_mask"]), dim=-1)
         out[idx] = pooled.cpu().numpy()
     return out

@@ -1,30 +1,24 @@
-"""Figures of the genetic search: fitness over generations, and the kept-head grids of the
-paper's Figure 9 (rows = encoder layers, cells = heads, green = kept, a layer that keeps
-no head is dropped entirely and drawn hatched grey).
-
-Each function takes data and an output path (PNG); the PDF is written beside it.
+"""The paper's figures: 7 (F1 vs prune rate), 8 (time vs prune rate), 9 (kept-head grids)
+and the GA's fitness curves. Each function takes data and an output path (PNG); the PDF is
+written beside it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+import matplotlib
 
-from .io import atomic_path
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..io import save_figure  # noqa: E402
 
 KEPT = "#2e9e44"
 PRUNED = "#f2f2f2"
 DROPPED = "#b0b0b0"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _rate_label(rate) -> str:
@@ -34,23 +28,54 @@ def _rate_label(rate) -> str:
     return f"{value:g}%"
 
 
-def _save(fig, path) -> list[str]:
-    plt = _pyplot()
-    path = str(path)
-    out = []
-    for target in (path, str(Path(path).with_suffix(".pdf"))):
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=150, format=Path(target).suffix.lstrip("."), bbox_inches="tight")
-        out.append(target)
-    plt.close(fig)
-    return out
+def figure7(agg: pd.DataFrame, reference_f1: float, path: str | Path) -> None:
+    """Test F1 vs prune rate, one line per method and augmentation; unpruned F1 dashed."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for (method, aug), group in agg.groupby(["method", "augmentation"], sort=True):
+        group = group.sort_values("rate")
+        style = "-" if method == "ga" else ":"
+        width = 2.2 if method == "ga" else 1.2
+        ax.errorbar(
+            group["rate"], group["test_f1"], yerr=group["test_f1_ci95"].fillna(0),
+            label=f"{method}" + ("" if aug == "none" else f" + {aug}"), linestyle=style, linewidth=width, marker="o", markersize=3, capsize=2,
+        )
+    ax.axhline(reference_f1, color="black", linestyle="--", linewidth=1.2, label="unpruned")
+    ax.set_xlabel("heads pruned (%)  [weights for seven]")
+    ax.set_ylabel("test F1 (positive class)")
+    ax.set_title("Figure 7: test F1 vs prune rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    save_figure(fig, path)
+
+
+def figure8(agg: pd.DataFrame, bench: pd.DataFrame, path: str | Path) -> None:
+    """Training time (final fine-tuning) and inference latency vs prune rate."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for method, group in agg.groupby("method", sort=True):
+        group = group.sort_values("rate")
+        left.plot(group["rate"], group["train_seconds"] / 60, marker="o", markersize=3, label=method)
+    left.set_xlabel("prune rate (%)")
+    left.set_ylabel("fine-tuning time (min)")
+    left.set_title("training time")
+    for method, group in bench.groupby("method", sort=True):
+        group = group.sort_values("rate")
+        right.plot(group["rate"], group["pruned_ms"], marker="o", markersize=3, label=method)
+    if not bench.empty:
+        right.axhline(bench["unpruned_ms"].median(), color="black", linestyle="--", linewidth=1.2, label="unpruned")
+    right.set_xlabel("prune rate (%)")
+    right.set_ylabel("inference latency per batch (ms)")
+    right.set_title("inference time (same batch size)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Figure 8: training and inference time vs prune rate")
+    save_figure(fig, path)
 
 
 def plot_fitness_history(histories: dict, path) -> list[str]:
     """Best-ever, generation best and generation mean validation F1 per generation, one
     colour per prune rate. ``histories`` maps rate (percent or fraction) to the GA's history
     (list of dicts with ``generation``, ``best``, ``mean``, ``best_ever``)."""
-    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     cmap = plt.get_cmap("viridis")
     rates = sorted(histories, key=float)
@@ -72,13 +97,12 @@ def plot_fitness_history(histories: dict, path) -> list[str]:
     ax.set_title("Genetic head search")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_head_grids(masks: dict, path) -> list[str]:
     """The paper's Figure 9: one grid per prune rate, layers x heads, kept heads green, a
     dropped layer (no head kept) hatched grey and labelled. ``masks`` maps rate to [L, H]."""
-    plt = _pyplot()
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Rectangle
 
@@ -108,4 +132,4 @@ def plot_head_grids(masks: dict, path) -> list[str]:
         ax.set_ylabel("encoder layer")
         ax.set_title(f"{_rate_label(rate)} pruned ({int(keep.sum())}/{keep.size} kept)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -8,13 +8,12 @@ publish (``source == "reported"``) are separate rows and never mixed.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from .io import read_json
+from ..io import read_json
 
 METRICS = ("accuracy", "f1", "mcc")
 
@@ -246,5 +245,3 @@ def claims(frame: pd.DataFrame, t4: pd.DataFrame, t5: pd.DataFrame, t6: pd.DataF
     return pd.DataFrame(rows, columns=["claim", "measured", "held"])
 
 
-def read_table2(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path)

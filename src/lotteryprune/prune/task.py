@@ -1,19 +1,54 @@
-"""Build the :class:`PruneTask` a pruning job runs on, the same way everywhere (the prune rule,
-benchmarks/ga_vs_random.py): lottery sample rows, a seeded stratified validation subset,
-the short-training recipe of ``prune.train`` and the method's own config section.
+"""The task a pruning method is given and the result it returns, and how one job's task is
+built from the split, the lottery sample and the config (the prune rule and
+benchmarks/ga_vs_random.py build it the same way).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
-from .prune.common import PruneTask
-from .sections import method_params
-from .training import TrainConfig
+from ..config import method_params
+from ..model.training import TrainConfig
+
+
+@dataclass
+class PruneTask:
+    """Everything a method may use. ``rate`` is the fraction of heads (or weights) removed."""
+
+    model_dir: str
+    train_texts: Sequence[str]  # the lottery sample
+    train_labels: Sequence[int]
+    valid_texts: Sequence[str]  # the validation subset masks are scored on
+    valid_labels: Sequence[int]
+    rate: float
+    train_cfg: TrainConfig
+    params: dict = field(default_factory=dict)  # the method's own config section
+    seed: int = 0
+    workdir: Path | None = None  # for checkpoints (resume after a kill)
+    device: str = "cpu"
+    threads: int = 1
+    progress: bool = True
+
+
+@dataclass
+class PruneResult:
+    head_keep: np.ndarray  # [layers, heads] bool; all True for weight-level methods
+    unit: str = "heads"  # "heads" or "weights"
+    weight_masks: dict[str, torch.Tensor] | None = None  # weight-level methods: name -> bool mask
+    history: list[dict] = field(default_factory=list)  # per generation / step, method-defined
+    extras: dict = field(default_factory=dict)  # anything else worth recording (scores, ...)
+
+    def achieved_rate(self) -> float:
+        if self.unit == "weights":
+            total = sum(m.numel() for m in self.weight_masks.values())
+            return 1.0 - sum(int(m.sum()) for m in self.weight_masks.values()) / total
+        return 1.0 - float(self.head_keep.mean())
 
 
 def lottery_rows(split_df: pd.DataFrame, sample_ids: Sequence[str]) -> pd.DataFrame:

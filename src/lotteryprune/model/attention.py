@@ -3,7 +3,7 @@
 Shared by the attention-based head-importance baselines (``entropy``, ``sep``) and by
 MCAP (whose CNN reads the maps as images). Attention probabilities are only returned by
 the eager attention implementation: load the model with
-``modeling.load_classifier(dir, attn_implementation="eager")``.
+``model.sources.load_classifier(dir, attn_implementation="eager")``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .embed import length_sorted_batches
-from .training import encode
-
-
-def _collate(tokenizer, ids: list[list[int]], idx: Sequence[int], device) -> dict:
-    batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
-    return {k: v.to(device) for k, v in batch.items()}
+from .batching import collate, encode, length_sorted_batches
 
 
 def pick_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
@@ -55,7 +49,7 @@ def attention_batches(
     keep = pick_subset(len(texts), None if max_batches is None else max_batches * batch_size, seed)
     ids = encode(tokenizer, [texts[i] for i in keep], max_length)
     for idx in tqdm(length_sorted_batches([len(x) for x in ids], batch_size), desc="attention", disable=not progress, mininterval=5):
-        batch = _collate(tokenizer, ids, idx, device)
+        batch = collate(tokenizer, ids, idx, device)
         out = encoder(**batch, output_attentions=True)
         if out.attentions is None or any(a is None for a in out.attentions):
             raise RuntimeError("the model returned no attention maps; load it with attn_implementation='eager'")
@@ -89,12 +83,6 @@ def head_token_attention_sums(
     to_token = (attentions * (input_ids == token_id).to(attentions.dtype)[None, :, None, None, :]).sum(-1)  # [L, B, H, T]
     q = attention_mask.to(to_token.dtype)[None, :, None, :]
     return (to_token * q).sum((1, 3)), float(attention_mask.sum())
-
-
-def mean_pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean of the hidden states over the non-padding tokens: [B, T, D] -> [B, D]."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 def fit_maps(attentions: torch.Tensor, size: int) -> torch.Tensor:

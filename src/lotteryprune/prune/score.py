@@ -1,0 +1,42 @@
+"""The one way a mask is scored: short training of the physically pruned pretrained model
+on the lottery sample, then metrics on a validation subset. The same recipe scores a GA
+individual and every method's final mask, so their validation scores compare.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..model.training import TrainConfig, evaluate, train
+from .task import PruneTask
+from ..model.heads import prune_heads
+from ..model.sources import load_classifier, load_tokenizer
+
+
+def score_mask(
+    task: PruneTask,
+    head_keep: np.ndarray | None = None,
+    weight_masks: dict[str, torch.Tensor] | None = None,
+    *,
+    cfg: TrainConfig | None = None,
+) -> dict:
+    """Validation metrics of the pretrained model pruned by the mask after short training.
+
+    The same recipe scores a GA individual and every method's final mask, so the methods'
+    validation F1s are comparable. Heads are removed physically (a smaller, faster model).
+    """
+    cfg = cfg or task.train_cfg
+    start = time.perf_counter()
+    model = load_classifier(task.model_dir, seed=cfg.seed)
+    if head_keep is not None and not np.asarray(head_keep).all():
+        prune_heads(model, head_keep)
+    model.to(task.device)
+    tokenizer = load_tokenizer(task.model_dir)
+    stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, weight_masks=weight_masks, progress=False)
+    metrics = evaluate(model, tokenizer, task.valid_texts, task.valid_labels, max_length=cfg.max_length)
+    metrics["train_seconds"] = stats["seconds"]
+    metrics["seconds"] = time.perf_counter() - start
+    return metrics

@@ -1,0 +1,42 @@
+"""The 0-shot stage's settings (config section ``zeroshot``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..model.device import DTYPES, inference_dtype
+
+SCORERS = ("nsp", "similarity")
+
+
+@dataclass
+class ZeroShotConfig:
+    scorer: str = "similarity"
+    template: str = "This example is {label}."
+    batch_size: int = 128  # nsp: (text, hypothesis) pairs per forward pass; similarity: texts per pass
+    chunk_size: int = 4096  # texts per resumable chunk
+    max_length: int = 64  # tokens of the whole input (nsp: the pair; similarity: the text)
+    dtype: str = "float32"  # float32 | bfloat16 | auto (bf16 where the hardware runs it natively)
+
+    @classmethod
+    def from_dict(cls, d: dict, **overrides) -> "ZeroShotConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise KeyError(f"zeroshot: unknown keys {sorted(unknown)}")
+        cfg = cls(**{**d, **overrides})
+        if cfg.scorer not in SCORERS:
+            raise ValueError(f"zeroshot.scorer: {cfg.scorer!r} is not one of {SCORERS}")
+        if "{label}" not in cfg.template:
+            raise ValueError(f"zeroshot.template: {cfg.template!r} has no {{label}} placeholder")
+        if cfg.dtype not in DTYPES:
+            raise ValueError(f"zeroshot.dtype: {cfg.dtype!r} is not one of {DTYPES}")
+        return cfg
+
+    def resolved(self, device) -> "ZeroShotConfig":
+        """This config with ``dtype: auto`` replaced by what it means on ``device``.
+
+        The resumable chunks' fingerprint is taken of the resolved config, so chunks scored
+        in one precision are never mixed with chunks scored in another.
+        """
+        return replace(self, dtype=str(inference_dtype(self.dtype, device)).removeprefix("torch."))
