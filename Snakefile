@@ -7,6 +7,7 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/model.smk"
 include: "rules/zeroshot.smk"
 include: "rules/compress.smk"
 include: "rules/select.smk"

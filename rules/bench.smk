@@ -2,16 +2,16 @@
 
 
 # Latency/throughput/params/FLOPs of the physically pruned model vs the unpruned one.
-rule bench:
+rule bench_inference:
     input:
-        model=rules.model.output.model,
+        model=rules.pretrained_model.output.model,
         mask=rules.prune.output.mask,
     output:
-        json="results/bench/{method}/{sel}/{rate}.json",
+        json="results/bench/{method}/{selection}/{rate}.json",
     log:
-        "results/bench/{method}/{sel}/{rate}.log",
+        "results/bench/{method}/{selection}/{rate}.log",
     benchmark:
-        "results/benchmarks/bench/{method}/{sel}/{rate}.tsv"
+        "results/benchmarks/bench/{method}/{selection}/{rate}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -1,19 +1,11 @@
-# Shared set-up: config validation, library import path, wildcard constraints, helpers.
-import os
-import sys
-
+# Shared set-up: config validation, wildcard constraints, helpers. The library
+# (src/lotteryprune) is installed into the venv by setup.sh and into each conda env by
+# its post-deploy script (envs/*.post-deploy.sh).
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 validate(config, schema="../config/schema.yaml")
-
-# Scripts import the library from src/ (also inside conda envs and on SLURM nodes, which
-# inherit the submitting environment).
-SRC = os.path.join(workflow.basedir, "src")
-_inherited = os.environ.copy().pop("PYTHONPATH", "")
-os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
-sys.path.insert(0, SRC)
 
 from lotteryprune.config import method_params as section_params  # torch-free
 
@@ -26,13 +18,13 @@ def format_rate(rate):
 wildcard_constraints:
     dataset="labelled|extra",
     method="[a-z_]+",
-    sel="(random|kmeans)-[0-9.]+",
+    selection="(random|kmeans)-[0-9.]+",
     rate="[0-9]+",
-    aug="[a-z]+",
+    augmentation="[a-z]+",
     seed="[0-9]+",
-    cmethod="[a-z]+",
+    compressor="[a-z]+",
     selector="random|kmeans",
-    srate="[0-9.]+",
+    selection_rate="[0-9.]+",
 
 
 DATASETS = ["labelled", "extra"]
@@ -52,8 +44,8 @@ SELECTIONS = [
 ]
 
 
-def finetune_path(method, sel, rate, aug, seed):
-    return f"results/finetune/{method}/{sel}/{rate}/{aug}/seed{seed}/metrics.json"
+def finetune_path(method, selection, rate, augmentation, seed):
+    return f"results/finetune/{method}/{selection}/{rate}/{augmentation}/seed{seed}/metrics.json"
 
 
 def reference_paths():
@@ -66,10 +58,11 @@ def figure7_paths():
     paths = []
     for method in config["prune"]["methods"]:
         augs = config["finetune"]["augmentations"] if method in augmented else ["none"]
-        for aug in augs:
+        for augmentation in augs:
             for rate in PRUNE_RATES:
                 paths += [
-                    finetune_path(method, DEFAULT_SEL, rate, aug, s) for s in SEEDS
+                    finetune_path(method, DEFAULT_SEL, rate, augmentation, s)
+                    for s in SEEDS
                 ]
     return paths
 
@@ -85,14 +78,17 @@ def table4_paths():
 def table6_paths():
     """GA at the reference rate, no augmentation, for every lottery selection."""
     return [
-        finetune_path("ga", sel, REF_RATE, "none", s)
-        for sel in SELECTIONS
+        finetune_path("ga", selection, REF_RATE, "none", s)
+        for selection in SELECTIONS
         for s in SEEDS
     ]
 
 
 def table6_summaries():
-    return [f"results/prune/ga/{sel}/{REF_RATE}/summary.json" for sel in SELECTIONS]
+    return [
+        f"results/prune/ga/{selection}/{REF_RATE}/summary.json"
+        for selection in SELECTIONS
+    ]
 
 
 def bench_paths():
@@ -119,16 +115,16 @@ def all_finetune_paths():
 # used by rules/compress.smk
 def compress_settings(wildcards):
     """Only the method's own config section (so editing compress.lda reruns only lda)."""
-    return config["compress"].get(wildcards.cmethod, {})
+    return config["compress"].get(wildcards.compressor, {})
 
 
 # used by rules/finetune.smk
 def augmentation_inputs(wildcards):
     """The compression labels an augmentation uses (none: no phase 1)."""
-    if wildcards.aug == "none":
+    if wildcards.augmentation == "none":
         return {}
     return {
-        "labels": f"results/compress/{wildcards.aug}/labels.parquet",
+        "labels": f"results/compress/{wildcards.augmentation}/labels.parquet",
         "extra": "results/data/extra.parquet",
     }
 

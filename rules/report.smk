@@ -7,7 +7,7 @@ rule tables:
         finetune=all_finetune_paths(),
         table2="results/table2.csv",
         table6_summaries=table6_summaries(),
-        model_info=rules.model.output.info,
+        model_info=rules.pretrained_model.output.info,
     output:
         table4=report(
             "results/table4.csv",

@@ -5,7 +5,7 @@
 # Embed the train split once with the pretrained encoder (mean-pooled, L2-normalised).
 rule embed:
     input:
-        model=rules.model.output.model,
+        model=rules.pretrained_model.output.model,
         split=rules.split.output.table,
     output:
         embeddings="results/select/train_embeddings.npz",
@@ -32,11 +32,11 @@ rule select:
     input:
         unpack(select_inputs),
     output:
-        ids="results/select/{selector}-{srate}/ids.json",
+        ids="results/select/{selector}-{selection_rate}/ids.json",
     log:
-        "results/select/{selector}-{srate}/select.log",
+        "results/select/{selector}-{selection_rate}/select.log",
     benchmark:
-        "results/benchmarks/select/{selector}-{srate}.tsv"
+        "results/benchmarks/select/{selector}-{selection_rate}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -45,7 +45,7 @@ rule select:
         runtime=120,
     params:
         selector=lambda wc: wc.selector,
-        rate=lambda wc: float(wc.srate),
+        rate=lambda wc: float(wc.selection_rate),
         seed=config["seed"],
     script:
         "../workflow/scripts/select_pick.py"
@@ -56,7 +56,7 @@ rule select_umap:
     input:
         split=rules.split.output.table,
         embeddings=rules.embed.output.embeddings,
-        picks=expand("results/select/{sel}/ids.json", sel=SELECTIONS),
+        picks=expand("results/select/{selection}/ids.json", selection=SELECTIONS),
     output:
         png=report(
             "results/figures/selection_umap.png",

@@ -6,7 +6,7 @@
 rule zeroshot:
     input:
         texts=zeroshot_texts,
-        model=rules.model.output.model,
+        model=rules.pretrained_model.output.model,
         emotions="config/emotions.yaml",
     output:
         scores="results/zeroshot/{dataset}.parquet",

@@ -112,7 +112,7 @@ def test_slurm_profile_resources(monkeypatch):
         key, value = kv.split("=", 1)
         res.setdefault(rule, {})[key] = value
     assert set(res) <= RULE_NAMES, f"unknown rules in set-resources: {set(res) - RULE_NAMES}"
-    for rule in ("zeroshot", "embed", "prune", "finetune", "bench"):
+    for rule in ("zeroshot", "embed", "prune", "finetune", "bench_inference"):
         assert res[rule].get("gpu") == "1", f"{rule}: no GPU in profiles/slurm"
     for rule, r in res.items():
         assert {"mem_mb", "runtime", "cpus_per_task"} <= set(r), f"{rule}: {r}"

@@ -110,7 +110,7 @@ def test_complete_run_has_nothing_to_do(completed):
 def test_changed_compression_parameter_reruns_only_compression_and_downstream(completed):
     planned = _planned_rules(completed, *_overlay(completed, "c.yaml", {"compress": {"lda": {"passes": 3}}}))
     assert planned.get("compress") == 1 and "table2" in planned
-    assert not {"download", "normalise", "split", "model", "zeroshot", "embed", "select", "prune", "bench"} & set(planned)
+    assert not {"download", "normalise", "split", "pretrained_model", "zeroshot", "embed", "select", "prune", "bench_inference"} & set(planned)
 
 
 def test_changed_ga_parameter_reruns_only_ga_and_downstream(completed):

@@ -12,7 +12,7 @@ result = bench.compare(
     seed=p.seed,
     device=runtime.device({"device": p.device}),
 )
-result.update({"method": snakemake.wildcards.method, "selection": snakemake.wildcards.sel, "rate": int(snakemake.wildcards.rate)})
+result.update({"method": snakemake.wildcards.method, "selection": snakemake.wildcards.selection, "rate": int(snakemake.wildcards.rate)})
 result["unit"] = "weights" if weight_masks else "heads"
 log.info("measured speed-up %.3f, FLOP speed-up %.3f", result["measured_speedup"], result["flop_speedup"])
 io.write_json(snakemake.output.json, result)

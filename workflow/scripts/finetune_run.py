@@ -16,7 +16,7 @@ head_keep = weight_masks = None
 if "mask" in snakemake.input.keys():
     head_keep, weight_masks = load_masks(snakemake.input.mask)
 augment = None
-if wc.aug != "none":
+if wc.augmentation != "none":
     augment = finetune.augmented_set(
         split, pd.read_parquet(snakemake.input.extra), pd.read_parquet(snakemake.input.labels)
     )
@@ -38,9 +38,9 @@ if p.save_model:
 metrics.update(
     {
         "method": wc.get("method", "unpruned"),
-        "selection": wc.get("sel"),
+        "selection": wc.get("selection"),
         "rate": int(wc.get("rate", 0)),
-        "augmentation": wc.aug,
+        "augmentation": wc.augmentation,
         "seed": seed,
         "mask": snakemake.input.get("mask"),
         "unit": "weights" if weight_masks else "heads",

@@ -37,7 +37,7 @@ io.write_json(
     snakemake.output.summary,
     {
         "method": wc.method,
-        "selection": wc.sel,
+        "selection": wc.selection,
         "rate": int(wc.rate),
         "unit": result.unit,
         "achieved_rate": result.achieved_rate(),
