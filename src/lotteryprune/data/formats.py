@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import lzma
+import math
 import tarfile
 import zipfile
 import zlib
@@ -20,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from .fetch import DataError
-
 
 VADER_INNER = "additional_resources/hutto_ICWSM_2014.tar.gz"
 
@@ -70,23 +71,56 @@ class Report:
         }
 
 
-def _open_tar(path: Path) -> tarfile.TarFile:
+# --------------------------------------------------------------------------- what a file is
+
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+
+TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+def file_kind(path: Path) -> str:
+    """``zip``, ``tar`` (also compressed), ``parquet`` or ``plain``, from the bytes, not the name."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) or zipfile.is_zipfile(path):
+        return "zip"
+    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")) or tarfile.is_tarfile(path):
+        return "tar"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    return "plain"
+
+
+def _open_zip(path: Path, name: str) -> zipfile.ZipFile:
     try:
-        return tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError) as err:
-        raise DataError(f"{path}: not a readable tar archive ({err})") from err
+        return zipfile.ZipFile(path)
+    except ZIP_ERRORS as err:
+        raise DataError(f"{name}: not a readable zip file ({err})") from err
 
 
-def _vader_member(path: Path, member: str) -> bytes:
-    """A file of the VADER study archive, from the sdist or from the inner archive itself."""
+# --------------------------------------------------------------------------- VADER
+
+
+def _vader_member(path: Path, member: str, name: str, *, plain_ok: bool) -> bytes:
+    """A file of the VADER study archive: from the sdist, from the inner archive itself,
+    or (``plain_ok``, the tweets) the file on its own."""
+    kind = file_kind(path)
+    if kind == "plain" and plain_ok:
+        return path.read_bytes()
+    if kind != "tar":
+        wanted = f"the {member.rsplit('/', 1)[-1]} file, " if plain_ok else ""
+        raise DataError(
+            f"{name}: not a readable tar archive (a {kind} file); expected {wanted}the vaderSentiment sdist "
+            f"or {VADER_INNER.rsplit('/', 1)[-1]}"
+        )
     try:
-        return _vader_member_unchecked(path, member)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
-        raise DataError(f"{path}: truncated or corrupt archive ({err})") from err
+        return _vader_member_unchecked(path, member, name)
+    except TAR_ERRORS as err:
+        raise DataError(f"{name}: truncated or corrupt archive ({err})") from err
 
 
-def _vader_member_unchecked(path: Path, member: str) -> bytes:
-    with _open_tar(path) as outer:
+def _vader_member_unchecked(path: Path, member: str, name: str) -> bytes:
+    with tarfile.open(path, "r:*") as outer:
         names = outer.getnames()
         inner_name = next((n for n in names if n.endswith(VADER_INNER)), None)
         if inner_name is not None:
@@ -95,17 +129,25 @@ def _vader_member_unchecked(path: Path, member: str) -> bytes:
         elif member in names:
             inner = outer
         else:
-            raise DataError(f"{path}: neither {VADER_INNER} nor {member} in the archive")
+            raise DataError(f"{name}: neither {VADER_INNER} nor {member} in the archive")
         try:
             return inner.extractfile(member).read()
         except KeyError as err:
-            raise DataError(f"{path}: {member} missing from the VADER archive") from err
+            raise DataError(f"{name}: {member} missing from the VADER archive") from err
+
+
+def _lines(raw: bytes) -> list[bytes]:
+    """Lines ended by LF or CRLF (or CR, in a file that has no LF at all). A bare CR inside
+    a line is text, not a line break (``bytes.splitlines`` would split there)."""
+    if b"\n" not in raw:
+        return raw.split(b"\r")
+    return [line[:-1] if line.endswith(b"\r") else line for line in raw.split(b"\n")]
 
 
 def _parse_rated_lines(raw: bytes, source: str, report: Report, *, labelled: bool) -> list[dict]:
     """VADER ``GroundTruth`` files: ``id<TAB>mean rating<TAB>text``, CRLF."""
     rows = []
-    for lineno, line in enumerate(raw.splitlines(), start=1):
+    for lineno, line in enumerate(_lines(raw), start=1):
         if not line.strip():
             continue
         report.read += 1
@@ -129,6 +171,9 @@ def _parse_rated_lines(raw: bytes, source: str, report: Report, *, labelled: boo
         except ValueError:
             report.drop("bad label", where)
             continue
+        if not math.isfinite(value):  # "nan", "inf": float() takes them, no label may come of them
+            report.drop("bad label", where)
+            continue
         label = None
         if labelled:
             if value == 0:
@@ -139,52 +184,91 @@ def _parse_rated_lines(raw: bytes, source: str, report: Report, *, labelled: boo
     return rows
 
 
-def _read_sentiment140(path: Path, member: str | None, report: Report) -> list[dict]:
-    member = member or SENTIMENT140_MEMBER
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as err:
-        raise DataError(f"{path}: not a zip file ({err}); expected Stanford's trainingandtestdata.zip") from err
-    if member not in archive.namelist():
-        raise DataError(f"{path}: {member} not in the zip (has {archive.namelist()[:5]})")
+# --------------------------------------------------------------------------- Sentiment140
+
+
+def _read_sentiment140(path: Path, member: str | None, report: Report, name: str) -> list[dict]:
+    """Stanford's zip, or its CSV on its own (Kaggle's copy, an unzipped download)."""
+    kind = file_kind(path)
+    if kind == "zip":
+        archive = _open_zip(path, name)
+        member = member or SENTIMENT140_MEMBER
+        if member not in archive.namelist():
+            raise DataError(f"{name}: {member} not in the zip (has {archive.namelist()[:5]}); set data.*.member")
+        label = f"{name} (member {member})"
+
+        def opener():
+            return archive.open(member)
+    elif kind == "plain":
+        label = name
+
+        def opener():
+            return open(path, "rb")
+    else:
+        raise DataError(f"{name}: a {kind} file; sentiment140 is Stanford's zip or its CSV ({SENTIMENT140_MEMBER})")
     rows = []
-    with archive.open(member) as fh:
-        # latin-1 decodes any byte, so "bad encoding" cannot occur here; broken rows can.
-        reader = csv.reader(io.TextIOWrapper(fh, encoding="latin-1", newline=""))
-        for lineno, rec in enumerate(reader, start=1):
-            report.read += 1
-            where = f"{member}:{lineno}"
-            if len(rec) != 6:
-                report.drop("malformed row", where)
-                continue
-            polarity, tweet_id, _date, _query, _user, text = rec
-            text = text.strip()
-            if not text:
-                report.drop("empty text", where)
-                continue
-            if polarity.strip() not in ("0", "4"):
-                report.drop("bad label", where)
-                continue
-            rows.append({"id": tweet_id.strip(), "text": text, "label": int(polarity.strip() == "4"), "source": "sentiment140", "_where": where})
+    lineno = 0
+    reader = None
+    try:
+        with opener() as fh:
+            # latin-1 decodes any byte, so "bad encoding" cannot occur here; broken rows can.
+            reader = csv.reader(io.TextIOWrapper(fh, encoding="latin-1", newline=""))
+            for lineno, rec in enumerate(reader, start=1):
+                report.read += 1
+                where = f"row {lineno}"
+                if len(rec) != 6:
+                    report.drop("malformed row", where)
+                    continue
+                polarity, tweet_id, _date, _query, _user, text = rec
+                text = text.strip()
+                if not text:
+                    report.drop("empty text", where)
+                    continue
+                if polarity.strip() not in ("0", "4"):
+                    report.drop("bad label", where)
+                    continue
+                rows.append(
+                    {"id": tweet_id.strip(), "text": text, "label": int(polarity.strip() == "4"), "source": "sentiment140", "_where": where}
+                )
+    except csv.Error as err:
+        line = f" (line {reader.line_num})" if reader is not None else ""
+        raise DataError(f"{label}: row {lineno + 1}{line}: {err}; a quote left open swallows the rows after it") from err
+    except ZIP_ERRORS as err:
+        raise DataError(f"{label}: corrupt or truncated after row {lineno} ({err})") from err
     return rows
 
 
-def _read_civil_comments(path: Path, member: str | None, report: Report) -> list[dict]:
-    if zipfile.is_zipfile(path):
-        archive = zipfile.ZipFile(path)
-        names = archive.namelist()
-        member = member or next((m for m in CIVIL_COMMENTS_MEMBERS if m in names), None)
-        if member is None or member not in names:
-            raise DataError(f"{path}: none of {CIVIL_COMMENTS_MEMBERS} in the zip (has {names[:5]})")
-        frame = pd.read_csv(archive.open(member), usecols=lambda c: c in ("id", "comment_text", "text"), dtype=str, keep_default_na=False)
-    else:
-        try:
+# --------------------------------------------------------------------------- Civil Comments
+
+
+def _read_civil_comments(path: Path, member: str | None, report: Report, name: str) -> list[dict]:
+    """The CC0 zip, its CSV on its own, or the parquet the hub: source writes."""
+    kind = file_kind(path)
+    csv_columns = {"usecols": lambda c: c in ("id", "comment_text", "text"), "dtype": str, "keep_default_na": False}
+    label = name
+    try:
+        if kind == "zip":
+            archive = _open_zip(path, name)
+            names = archive.namelist()
+            member = member or next((m for m in CIVIL_COMMENTS_MEMBERS if m in names), None)
+            if member is None or member not in names:
+                raise DataError(f"{name}: none of {CIVIL_COMMENTS_MEMBERS} in the zip (has {names[:5]}); set data.*.member")
+            label = f"{name} (member {member})"
+            with archive.open(member) as fh:
+                frame = pd.read_csv(fh, **csv_columns)
+        elif kind == "parquet":
             frame = pd.read_parquet(path)
-        except Exception as err:  # noqa: BLE001 - any reader failure means the file is not what it claims
-            raise DataError(f"{path}: neither a zip nor a parquet file ({err})") from err
+        elif kind == "plain":
+            frame = pd.read_csv(path, **csv_columns)
+        else:
+            raise DataError(f"{name}: a {kind} file; civil_comments is the zip, its CSV, or a parquet file")
+    except DataError:
+        raise
+    except (*ZIP_ERRORS, ValueError, UnicodeDecodeError, ImportError) as err:  # pandas' ParserError is a ValueError
+        raise DataError(f"{label}: not readable as {kind} ({type(err).__name__}: {err})") from err
     column = "comment_text" if "comment_text" in frame.columns else "text"
     if column not in frame.columns:
-        raise DataError(f"{path}: no text column (comment_text or text); columns are {list(frame.columns)}")
+        raise DataError(f"{label}: no text column (comment_text or text); columns are {list(frame.columns)}")
     ids = frame["id"].astype(str) if "id" in frame.columns else pd.Series(range(len(frame))).astype(str)
     rows = []
     for i, (rid, text) in enumerate(zip(ids, frame[column].astype(str)), start=1):
@@ -197,24 +281,39 @@ def _read_civil_comments(path: Path, member: str | None, report: Report) -> list
     return rows
 
 
-def normalise(raw_path: str | Path, fmt: str, *, member: str | None = None, max_rows: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+# --------------------------------------------------------------------------- entry point
+
+
+def normalise(
+    raw_path: str | Path,
+    fmt: str,
+    *,
+    member: str | None = None,
+    max_rows: int | None = None,
+    seed: int = 0,
+    name: str | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Read one raw source into the common schema; return (table, report).
 
-    ``max_rows`` keeps a seeded sample (stratified by label where there is one); the rows
-    left out are counted in the report under "not sampled".
+    ``name`` is the source as the config wrote it (``data.<dataset>.source``): every error
+    and the report name that, not the cached copy at ``raw_path``. ``max_rows`` keeps a
+    seeded sample (stratified by label where there is one); the rows left out are counted
+    in the report under "not sampled".
     """
     raw_path = Path(raw_path)
-    report = Report(file=str(raw_path), format=fmt)
+    name = name or str(raw_path)
+    report = Report(file=name, format=fmt)
     if fmt == "vader_tweets":
-        rows = _parse_rated_lines(_vader_member(raw_path, member or VADER_TWEETS), "vader-tweets", report, labelled=True)
+        raw = _vader_member(raw_path, member or VADER_TWEETS, name, plain_ok=True)
+        rows = _parse_rated_lines(raw, "vader-tweets", report, labelled=True)
     elif fmt == "vader_snippets":
         rows = []
-        for source, name in VADER_SNIPPETS.items():
-            rows += _parse_rated_lines(_vader_member(raw_path, name), source, report, labelled=False)
+        for source, inner in VADER_SNIPPETS.items():
+            rows += _parse_rated_lines(_vader_member(raw_path, inner, name, plain_ok=False), source, report, labelled=False)
     elif fmt == "sentiment140":
-        rows = _read_sentiment140(raw_path, member, report)
+        rows = _read_sentiment140(raw_path, member, report, name)
     elif fmt == "civil_comments":
-        rows = _read_civil_comments(raw_path, member, report)
+        rows = _read_civil_comments(raw_path, member, report, name)
     else:
         raise DataError(f"data format {fmt!r} unknown (config data.*.format)")
     seen: set[str] = set()
@@ -233,7 +332,7 @@ def normalise(raw_path: str | Path, fmt: str, *, member: str | None = None, max_
             report.dropped["not sampled (max rows in config)"] += 1
         frame = keep
     if frame.empty:
-        raise DataError(f"{raw_path}: no usable rows (dropped: {dict(report.dropped)})")
+        raise DataError(f"{name}: no usable rows for format {fmt} (read {report.read}; dropped: {dict(report.dropped)})")
     return frame.reset_index(drop=True), report.to_dict(len(frame))
 
 
