@@ -7,8 +7,8 @@ rule compress:
     input:
         split="results/data/split.parquet",
         extra_texts="results/data/extra.parquet",
-        labelled=rules.zeroshot.output.scores.format(dataset="labelled"),
-        extra=rules.zeroshot.output.scores.format(dataset="extra"),
+        labelled=rules.zeroshot_calibrate.output.labelled,
+        extra=rules.zeroshot_calibrate.output.extra,
         emotions="config/emotions.yaml",
     output:
         labels="results/compress/{compressor}/labels.parquet",
@@ -30,6 +30,11 @@ rule compress:
         settings=compress_settings,
         boundary=lambda wc: (
             config["compress"].get("boundary", 0.5) if wc.compressor == "lda" else None
+        ),
+        code_threshold=lambda wc: (
+            config["compress"].get("code_threshold", "anchor")
+            if wc.compressor in ("pca", "ae", "vae")
+            else None
         ),
         seed=config["seed"],
     script:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lotteryprune import zeroshot
+from lotteryprune.resume import WorkDir
 from lotteryprune.model.sources import materialise, resolve_source
 
 TEXTS = [
@@ -138,7 +139,7 @@ def test_chunk_resume_equals_uninterrupted(tiny_dir, emotions, tmp_path):
     ids = [f"t{i}" for i in range(25)]
     texts = [TEXTS[i % len(TEXTS)] + " " + "so" * (i % 3) for i in range(25)]
     fp = zeroshot.fingerprint(scorer.cfg, emotions, tiny_dir, ids, texts)
-    full, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=tmp_path / "a", fp=fp, progress=False)
+    full, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=WorkDir(tmp_path / "a", fp), progress=False)
     assert info["chunks"] == 4 and info["chunks_reused"] == 0
 
     class Killed(Exception):
@@ -149,9 +150,9 @@ def test_chunk_resume_equals_uninterrupted(tiny_dir, emotions, tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=tmp_path / "b", fp=fp, after_chunk=kill_after_1, progress=False)
-    assert sorted(p.name for p in (tmp_path / "b").glob("chunk-*")) == ["chunk-00000.parquet", "chunk-00001.parquet"]
-    resumed, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=tmp_path / "b", fp=fp, progress=False)
+        zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=WorkDir(tmp_path / "b", fp), after_chunk=kill_after_1, progress=False)
+    assert sorted(p.name for p in (tmp_path / "b" / fp).glob("chunk-*")) == ["chunk-00000.parquet", "chunk-00001.parquet"]
+    resumed, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=WorkDir(tmp_path / "b", fp), progress=False)
     assert info["chunks_reused"] == 2 and info["texts_scored_now"] == 11
     pd.testing.assert_frame_equal(resumed, full)
     assert resumed["id"].tolist() == ids
@@ -159,22 +160,75 @@ def test_chunk_resume_equals_uninterrupted(tiny_dir, emotions, tmp_path):
     # a changed config/input makes a new fingerprint: old chunks are not reused
     fp2 = zeroshot.fingerprint(scorer.cfg, emotions, tiny_dir, ids, texts[:-1] + ["changed"])
     assert fp2 != fp
-    again, info = zeroshot.score_dataset(scorer, ids, texts[:-1] + ["changed"], chunk_size=7, workdir=tmp_path / "b", fp=fp2, progress=False)
+    work = WorkDir(tmp_path / "b", fp2)
+    assert not (tmp_path / "b" / fp).exists()  # the stale chunks are gone
+    again, info = zeroshot.score_dataset(scorer, ids, texts[:-1] + ["changed"], chunk_size=7, workdir=work, progress=False)
     assert info["chunks_reused"] == 0
     assert not np.allclose(again.iloc[-1, 1:].to_numpy(float), full.iloc[-1, 1:].to_numpy(float))
-    zeroshot.clear_workdir(tmp_path / "b")
+    work.clear()
     assert not (tmp_path / "b").exists()
 
 
 def test_calibration_is_label_free_and_keeps_order():
     rng = np.random.default_rng(0)
     cos = rng.normal(0.3, 0.05, size=(50, 6))
-    scores, info = zeroshot.calibrate_cosines(cos)
+    scale = zeroshot.fit_cosine_scale(cos)
+    scores = zeroshot.calibrate_cosines(cos, scale)
     assert ((scores > 0) & (scores < 1)).all()
     # within a text, the order of labels is the order of cosines
     assert (np.argsort(scores, 1) == np.argsort(cos, 1)).all()
     # > 0.5 exactly when the label beats the text's mean hypothesis
     assert ((scores > 0.5) == (cos > cos.mean(1, keepdims=True))).all()
+    # the closed form, computed independently
+    centred = cos - cos.mean(1)[:, None]
+    assert scale == pytest.approx(np.sqrt(np.mean((centred - centred.mean()) ** 2)))
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-centred / scale)), atol=1e-6)
+
+
+def _raw(ids, cos, columns):
+    frame = pd.DataFrame(cos.astype(np.float32), columns=columns)
+    frame.insert(0, "id", ids)
+    return frame
+
+
+def test_calibration_is_fitted_once_and_maps_every_dataset_alike():
+    """The scale is fitted on the labelled train rows only and the same sigmoid is applied to the
+    extra text: an identical raw row gets identical scores in both datasets (per-dataset fitting
+    would give the extra text its own, here three times wider, scale)."""
+    rng = np.random.default_rng(1)
+    cols = [f"h{k}" for k in range(8)]
+    lab = rng.normal(0.2, 0.05, (300, 8))
+    ext = rng.normal(0.2, 0.15, (200, 8))  # the extra text spreads its cosines 3x wider
+    ext[7] = lab[3]  # one text with the same raw cosines in both
+    train = [f"l{i}" for i in range(0, 300, 2)]  # every other labelled row is train
+    raw = {"labelled": _raw([f"l{i}" for i in range(300)], lab, cols), "extra": _raw([f"e{i}" for i in range(200)], ext, cols)}
+    out, info = zeroshot.calibrate_datasets("similarity", raw, "labelled", train, cols)
+    scale = zeroshot.fit_cosine_scale(lab[::2].astype(np.float32))
+    assert info["scale"] == pytest.approx(scale) and info["reference_texts"] == 150
+    for name, cos in (("labelled", lab), ("extra", ext)):
+        c = cos.astype(np.float32).astype(np.float64)
+        want = 1 / (1 + np.exp(-(c - c.mean(1, keepdims=True)) / scale))
+        np.testing.assert_allclose(out[name][cols].to_numpy(), want, atol=1e-6)
+    np.testing.assert_array_equal(out["extra"][cols].to_numpy()[7], out["labelled"][cols].to_numpy()[3])
+    # the test tells the designs apart: fitted per dataset, the extra scale would differ
+    assert zeroshot.fit_cosine_scale(ext) > 2 * scale
+    # rows outside the reference (valid/test, extra) never move the scale
+    lab2 = lab.copy()
+    lab2[1::2] *= 5
+    raw2 = {**raw, "labelled": _raw(raw["labelled"]["id"].tolist(), lab2, cols)}
+    assert zeroshot.calibrate_datasets("similarity", raw2, "labelled", train, cols)[1]["scale"] == pytest.approx(scale)
+    with pytest.raises(ValueError, match="reference ids"):
+        zeroshot.calibrate_datasets("similarity", raw, "labelled", ["nope"], cols)
+
+
+def test_nsp_scores_are_not_calibrated():
+    rng = np.random.default_rng(2)
+    cols = ["a", "b", "c"]
+    raw = {"labelled": _raw(["x", "y"], rng.random((2, 3)), cols), "extra": _raw(["z"], rng.random((1, 3)), cols)}
+    out, info = zeroshot.calibrate_datasets("nsp", raw, "labelled", ["x"], cols)
+    for name in raw:
+        pd.testing.assert_frame_equal(out[name], raw[name])
+    assert "scale" not in info
 
 
 def test_similarity_on_minilm(emotions, tmp_path):
@@ -189,8 +243,10 @@ def test_similarity_on_minilm(emotions, tmp_path):
     texts = pos + neg + neutral
     ids = [str(i) for i in range(len(texts))]
     fp = zeroshot.fingerprint(cfg, emotions, None, ids, texts)
-    frame, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=8, workdir=tmp_path / "w", fp=fp, progress=False)
-    assert list(frame.columns) == ["id"] + emotions.columns and len(frame) == 20
+    raw, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=8, workdir=WorkDir(tmp_path / "w", fp), progress=False)
+    assert list(raw.columns) == ["id"] + emotions.columns and len(raw) == 20
+    np.testing.assert_allclose(raw[emotions.columns].to_numpy(), scorer.score_raw(texts), atol=1e-5)  # chunks hold cosines
+    frame = zeroshot.calibrate_datasets("similarity", {"labelled": raw}, "labelled", ids, emotions.columns)[0]["labelled"]
     x = frame[emotions.columns].to_numpy()
     assert ((x > 0) & (x < 1)).all()
     idx = frame[list(emotions.positive)].mean(axis=1) - frame[list(emotions.negative)].mean(axis=1)

@@ -4,8 +4,8 @@ lists' own affect direction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,10 +19,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Fitted:
-    """A fitted compressor: ``predict(frame)`` -> P(positive) for each row of a score frame."""
+    """A fitted compressor: ``predict(frame)`` -> P(positive) for each row of a score frame.
+
+    ``chosen``: the fitted choices, written to metrics.json; ``parts``: the fitted objects
+    themselves (threshold, PCA, network, LDA model), for inspection and tests, never written.
+    """
 
     predict: Callable[[pd.DataFrame], np.ndarray]
     chosen: dict = field(default_factory=dict)
+    parts: dict = field(default_factory=dict, repr=False)
 
 
 def affect_index(frame: pd.DataFrame, emotions: Emotions) -> np.ndarray:

@@ -90,4 +90,4 @@ def fit_lda(train, valid, emotions, params, seed, boundary: float = 0.5):
         "topics": [{"topic": t, "positive_weight": float(pos_w[t]), "negative_weight": float(neg_w[t]),
                     "score": float(topic_score[t]), "top_words": top(t)} for t in range(k)],
     }
-    return Fitted(predict, chosen)
+    return Fitted(predict, chosen, {"model": model, "vocab": vocab, "topic_score": topic_score, "documents": lambda frame: lda_documents(frame, emotions, boundary)})

@@ -12,16 +12,17 @@ import pandas as pd
 from ..metrics import classification_metrics
 from ..zeroshot.emotions import Emotions
 from .base import Fitted
-from .codes import fit_ae, fit_pca, fit_vae
+from .codes import CODE_THRESHOLDS, fit_ae, fit_pca, fit_vae
 from .lda import fit_lda
 from .simple import fit_direct, fit_softmax, fit_unhappy
-
 
 METHODS = ("direct", "unhappy", "softmax", "ae", "vae", "pca", "lda")
 
 
 FITTERS = {"direct": fit_direct, "unhappy": fit_unhappy, "softmax": fit_softmax, "pca": fit_pca,
            "ae": fit_ae, "vae": fit_vae, "lda": fit_lda}
+
+CODE_METHODS = ("pca", "ae", "vae")  # 1-D codes: their 0.5 boundary comes from compress.code_threshold
 
 
 def label_free(frame: pd.DataFrame, emotions: Emotions) -> pd.DataFrame:
@@ -34,16 +35,25 @@ def label_free(frame: pd.DataFrame, emotions: Emotions) -> pd.DataFrame:
 
 
 def fit(method: str, train: pd.DataFrame, valid: pd.DataFrame, emotions: Emotions, params: dict | None = None,
-        *, seed: int = 0, boundary: float = 0.5) -> Fitted:
-    """Fit one method on label-free train/valid score frames."""
+        *, seed: int = 0, boundary: float = 0.5, code_threshold: str = "anchor") -> Fitted:
+    """Fit one method on label-free train/valid score frames.
+
+    ``boundary``: an emotion is present above it (lda); ``code_threshold``: how pca/ae/vae
+    place the 0.5 boundary of their 1-D code (one of ``CODE_THRESHOLDS``).
+    """
     if method not in FITTERS:
         raise ValueError(f"compress method {method!r}: expected one of {METHODS}")
     train, valid = label_free(train, emotions), label_free(valid, emotions)
+    params = dict(params or {})
     if method == "lda":
         if "text" not in train.columns:
             raise KeyError("compress method 'lda' needs the text column")
-        return fit_lda(train, valid, emotions, params or {}, seed, boundary=boundary)
-    return FITTERS[method](train, valid, emotions, params or {}, seed)
+        return fit_lda(train, valid, emotions, params, seed, boundary=boundary)
+    if method in CODE_METHODS:
+        if code_threshold not in CODE_THRESHOLDS:
+            raise ValueError(f"compress.code_threshold: {code_threshold!r} is not one of {CODE_THRESHOLDS}")
+        params["code_threshold"] = code_threshold
+    return FITTERS[method](train, valid, emotions, params, seed)
 
 
 def join_scores(texts: pd.DataFrame, scores: pd.DataFrame, *, name: str) -> pd.DataFrame:
@@ -66,7 +76,8 @@ def compress(method: str, labelled: pd.DataFrame, extra: pd.DataFrame, emotions:
     split = labelled["split"].to_numpy()
     t0 = time.perf_counter()
     fitted = fit(method, labelled[split == "train"], labelled[split == "valid"], emotions, cfg.get(method, {}),
-                 seed=seed, boundary=0.5 if cfg.get("boundary") is None else float(cfg["boundary"]))
+                 seed=seed, boundary=0.5 if cfg.get("boundary") is None else float(cfg["boundary"]),
+                 code_threshold=cfg.get("code_threshold") or "anchor")
     fit_seconds = time.perf_counter() - t0
     frames = []
     for name, frame in (("labelled", labelled), ("extra", extra)):

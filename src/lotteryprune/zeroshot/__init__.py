@@ -14,26 +14,32 @@ Two scorers behind one interface (``zeroshot.scorer``):
   once; a (text x hypothesis) matrix product gives every pair.
 
 Modules: :mod:`.emotions` (the hypotheses), :mod:`.nsp` and :mod:`.similarity` (the two
-scorers), :mod:`.run` (config, resumable chunked scoring).
+scorers), :mod:`.run` (config, resumable chunked scoring), :mod:`.calibrate` (raw output ->
+scores in [0,1], one calibration for every dataset).
 
-A scorer has ``columns`` (output column names), ``score_raw(texts)`` -> float32 [n, K]
-(what the resumable chunks store) and ``finalise(raw)`` -> scores in [0,1] (identity for
-NSP; the dataset-level calibration for similarity, which needs every chunk).
+A scorer has ``columns`` (output column names) and ``score_raw(texts)`` -> float32 [n, K]
+(what the resumable chunks store: P(is next) for NSP, cosines for similarity).
 
 :func:`score_dataset` runs a scorer over a dataset in resumable chunks: each finished chunk
-is written atomically to ``workdir/chunk-00012.parquet``; ``workdir/fingerprint.json``
-names the config, model and inputs the chunks were made from, so stale chunks are
-deleted instead of reused. A killed job restarts at the first missing chunk, and the
+is written atomically to ``<workdir>/<key>/chunk-00012.parquet``, keyed by the config,
+the model's files and the inputs the chunks were made from, so stale chunks are never
+reused. A killed job restarts at the first missing chunk, and the
 result equals an uninterrupted run.
+
+:func:`calibrate_datasets` then fits the calibration once, on the labelled train split's raw
+scores (no labels), and applies it to every dataset: identity for NSP, the cosine
+calibration for similarity (its scale is one number shared by the labelled and extra text).
 """
 
+from .calibrate import apply_calibration, calibrate_datasets, fit_calibration
+from .config import SCORERS, ZeroShotConfig
 from .emotions import Emotions, hypothesis_sentences, load_emotions
 from .nsp import NSPScorer, nsp_logits
-from .config import SCORERS, ZeroShotConfig
-from .run import clear_workdir, fingerprint, make_scorer, read_texts, score_dataset
-from .similarity import SimilarityScorer, calibrate_cosines
+from .run import fingerprint, make_scorer, read_texts, score_dataset
+from .similarity import SimilarityScorer, calibrate_cosines, fit_cosine_scale
 
 __all__ = [
-    "Emotions", "NSPScorer", "SCORERS", "SimilarityScorer", "ZeroShotConfig", "calibrate_cosines", "clear_workdir",
-    "fingerprint", "hypothesis_sentences", "load_emotions", "make_scorer", "nsp_logits", "read_texts", "score_dataset",
+    "Emotions", "NSPScorer", "SCORERS", "SimilarityScorer", "ZeroShotConfig", "apply_calibration", "calibrate_cosines",
+    "calibrate_datasets", "fingerprint", "fit_calibration", "fit_cosine_scale", "hypothesis_sentences",
+    "load_emotions", "make_scorer", "nsp_logits", "read_texts", "score_dataset",
 ]

@@ -19,7 +19,7 @@ class ZeroShotConfig:
     dtype: str = "float32"  # float32 | bfloat16 | auto (bf16 where the hardware runs it natively)
 
     @classmethod
-    def from_dict(cls, d: dict, **overrides) -> "ZeroShotConfig":
+    def from_dict(cls, d: dict, **overrides) -> ZeroShotConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
@@ -33,7 +33,7 @@ class ZeroShotConfig:
             raise ValueError(f"zeroshot.dtype: {cfg.dtype!r} is not one of {DTYPES}")
         return cfg
 
-    def resolved(self, device) -> "ZeroShotConfig":
+    def resolved(self, device) -> ZeroShotConfig:
         """This config with ``dtype: auto`` replaced by what it means on ``device``.
 
         The resumable chunks' fingerprint is taken of the resolved config, so chunks scored

@@ -9,7 +9,7 @@ layer runs for [CLS] alone (:func:`nsp_logits`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -123,6 +123,3 @@ class NSPScorer:
             cols = np.fromiter((h for _, h in chunk), dtype=np.int64, count=len(chunk))
             out[rows, cols] = p_next
         return out
-
-    def finalise(self, raw: np.ndarray) -> tuple[np.ndarray, dict]:
-        return raw.astype(np.float32), {"calibration": "none (P(is next) is a probability)"}

@@ -1,9 +1,12 @@
-"""Score a dataset with a 0-shot scorer in resumable chunks.
+"""Score a dataset with a 0-shot scorer in resumable chunks (the raw scorer output).
 
-Each finished chunk is written atomically to ``workdir/chunk-00012.parquet``;
-``workdir/fingerprint.json`` names the config, model and inputs the chunks were made
-from, so stale chunks are deleted instead of reused. A killed job restarts at the first
-missing chunk, and the result equals an uninterrupted run.
+Each finished chunk is written atomically to ``<workdir>/<key>/chunk-00012.parquet``,
+where the key (:func:`fingerprint`) covers the config, the model's files and the inputs
+the chunks were made from (:class:`lotteryprune.resume.WorkDir`), so stale chunks are
+never reused. A killed job restarts at the first
+missing chunk, and the result equals an uninterrupted run. The raw output depends on
+nothing outside the fingerprint: the calibration to [0,1] is a later step
+(:mod:`.calibrate`), fitted once over the labelled train split.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..io import write_json, write_parquet
+from ..io import write_parquet
+from ..resume import KEY_LENGTH, WorkDir, content_hash
 from .config import ZeroShotConfig
 from .emotions import Emotions
 from .nsp import NSPScorer
@@ -35,44 +39,18 @@ def make_scorer(model_dir, emotions: Emotions, cfg: ZeroShotConfig, *, device="c
 
 
 def fingerprint(cfg: ZeroShotConfig, emotions: Emotions, model_dir: str | Path | None, ids: Sequence[str], texts: Sequence[str]) -> str:
-    """sha256 of everything a chunk's numbers depend on: config, hypotheses, model, inputs."""
+    """The key of a scoring job's chunks: everything their numbers depend on (the resolved
+    config, the hypotheses, the model files' contents, the ids and texts)."""
     h = hashlib.sha256()
     h.update(json.dumps({"cfg": asdict(cfg), "labels": emotions.labels, "columns": emotions.columns}, sort_keys=True).encode())
     if model_dir is not None:
-        for path in sorted(Path(model_dir).iterdir()):
-            if path.is_file() and not path.name.startswith("."):
-                st = path.stat()
-                h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        h.update(content_hash(model_dir).encode())
     for i, t in zip(ids, texts):
         h.update(str(i).encode())
         h.update(b"\x00")
         h.update(str(t).encode())
         h.update(b"\x01")
-    return h.hexdigest()
-
-
-def _prepare_workdir(workdir: Path, fp: str) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
-    stamp = workdir / "fingerprint.json"
-    old = json.loads(stamp.read_text()).get("fingerprint") if stamp.is_file() else None
-    if old != fp:
-        stale = sorted(workdir.glob("chunk-*.parquet"))
-        if stale:
-            log.info("%s: %d chunks from another config/input, deleted", workdir, len(stale))
-        for p in stale:
-            p.unlink()
-        write_json(stamp, {"fingerprint": fp})
-
-
-def clear_workdir(workdir: str | Path) -> None:
-    """Delete the chunks and fingerprint once the final parquet is written."""
-    workdir = Path(workdir)
-    for p in list(workdir.glob("chunk-*.parquet")) + [workdir / "fingerprint.json"]:
-        p.unlink(missing_ok=True)
-    try:
-        workdir.rmdir()
-    except OSError:
-        pass
+    return h.hexdigest()[:KEY_LENGTH]
 
 
 def score_dataset(
@@ -81,18 +59,16 @@ def score_dataset(
     texts: Sequence[str],
     *,
     chunk_size: int,
-    workdir: str | Path,
-    fp: str,
+    workdir: WorkDir,
     progress: bool = True,
     after_chunk: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Score every text in resumable chunks; return the frame (``id`` + one column per label).
+    """Score every text in resumable chunks; return the raw frame (``id`` + one column per
+    label: P(is next) for nsp, cosines for similarity) and a record of the run.
 
     ``after_chunk(k)`` is called after chunk ``k`` is saved (tests raise there to simulate a kill).
     """
     ids, texts = [str(i) for i in ids], list(texts)
-    workdir = Path(workdir)
-    _prepare_workdir(workdir, fp)
     n = len(texts)
     starts = list(range(0, n, chunk_size))
     raw_parts, reused, t0, scored = [], 0, time.perf_counter(), 0
@@ -116,8 +92,7 @@ def score_dataset(
             after_chunk(k)
     elapsed = time.perf_counter() - t0
     raw_all = np.concatenate(raw_parts) if raw_parts else np.zeros((0, len(scorer.columns)), np.float32)
-    scores, calib = scorer.finalise(raw_all)
-    out = pd.DataFrame(scores, columns=scorer.columns)
+    out = pd.DataFrame(raw_all, columns=scorer.columns)
     out.insert(0, "id", ids)
     info = {
         "texts": n,
@@ -127,7 +102,6 @@ def score_dataset(
         "texts_scored_now": scored,
         "seconds": elapsed,
         "pairs_per_second": scored * len(scorer.columns) / elapsed if scored and elapsed > 0 else None,
-        **calib,
     }
     return out, info
 
