@@ -8,6 +8,9 @@ min_version("9.0")
 validate(config, schema="../config/schema.yaml")
 
 from lotteryprune.config import method_params as section_params  # torch-free
+from lotteryprune.config import check_config, configfile_order, runs
+
+check_config(config, configfile_order(workflow))  # what the schema cannot say, by key
 
 
 def format_rate(rate):
@@ -21,7 +24,6 @@ wildcard_constraints:
     selection="(random|kmeans)-[0-9.]+",
     rate="[0-9]+",
     augmentation="[a-z]+",
-    seed="[0-9]+",
     compressor="[a-z]+",
     selector="random|kmeans",
     selection_rate="[0-9.]+",
@@ -31,12 +33,17 @@ DATASETS = ["labelled", "extra"]
 
 
 # --------------------------------------------------------------------------- targets
-# What the tables need, derived from config; the report rules take these as inputs.
+# What the tables need, derived from config; the report rules take these as inputs. One
+# prune job and one fine-tuning job per cell (method, lottery sample, rate[, augmentation]):
+# the cell's runs (search seeds, fine-tuning seeds: lotteryprune.config.runs) share one
+# process, so the model is loaded and the texts tokenised once per cell.
 
 DEFAULT_SEL = config["select"]["default"]
-REF_RATE = config["report"].get("reference_rate", 70)
-SEEDS = config["finetune"]["seeds"]
+REF_RATE = config["report"]["reference_rate"]
 PRUNE_RATES = config["prune"]["rates"]
+METHODS = config["prune"]["methods"]
+AUGMENTED = config["finetune"]["methods"]
+AUGMENTATIONS = config["finetune"]["augmentations"]
 SELECTIONS = [
     f"{s}-{format_rate(r)}"
     for s in config["select"]["selectors"]
@@ -44,68 +51,64 @@ SELECTIONS = [
 ]
 
 
-def finetune_path(method, selection, rate, augmentation, seed):
-    return f"results/finetune/{method}/{selection}/{rate}/{augmentation}/seed{seed}/metrics.json"
+# used by rules/report.smk (lotteryprune.report.tables.Settings)
+REPORT_SETTINGS = dict(
+    metric=config["metric"],
+    selection=DEFAULT_SEL,
+    reference_rate=REF_RATE,
+    loss_allocation=config["report"]["loss_allocation"],
+    resamples=config["report"]["bootstrap"]["resamples"],
+    confidence=config["report"]["bootstrap"]["confidence"],
+    collapse=config["report"]["collapse"],
+    seed=config["seed"],
+)
 
 
-def reference_paths():
-    return [f"results/finetune/unpruned/none/seed{s}/metrics.json" for s in SEEDS]
+def finetune_cell(method, selection, rate, augmentation):
+    return f"results/finetune/{method}/{selection}/{rate}/{augmentation}/metrics.json"
 
 
-def figure7_paths():
+def reference_cells():
+    """The unpruned model through the same recipe, once per augmentation fine-tuned."""
+    return [f"results/finetune/unpruned/{a}/metrics.json" for a in AUGMENTATIONS]
+
+
+def figure7_cells():
     """Every method at every rate (no augmentation); the augmented methods with each augmentation."""
-    augmented = config["finetune"].get("methods", ["ga"])
-    paths = []
-    for method in config["prune"]["methods"]:
-        augs = config["finetune"]["augmentations"] if method in augmented else ["none"]
-        for augmentation in augs:
-            for rate in PRUNE_RATES:
-                paths += [
-                    finetune_path(method, DEFAULT_SEL, rate, augmentation, s)
-                    for s in SEEDS
-                ]
-    return paths
+    return [
+        finetune_cell(method, DEFAULT_SEL, rate, augmentation)
+        for method in METHODS
+        for augmentation in (AUGMENTATIONS if method in AUGMENTED else ["none"])
+        for rate in PRUNE_RATES
+    ]
 
 
-def table4_paths():
+def table4_cells():
     """GA at the reference rate with each compression method (and none) as augmentation."""
     augs = ["none"] + list(config["compress"]["methods"])
-    return [
-        finetune_path("ga", DEFAULT_SEL, REF_RATE, a, s) for a in augs for s in SEEDS
-    ]
+    return [finetune_cell("ga", DEFAULT_SEL, REF_RATE, a) for a in augs]
 
 
-def table6_paths():
+def table6_cells():
     """GA at the reference rate, no augmentation, for every lottery selection."""
-    return [
-        finetune_path("ga", selection, REF_RATE, "none", s)
-        for selection in SELECTIONS
-        for s in SEEDS
-    ]
+    return [finetune_cell("ga", sel, REF_RATE, "none") for sel in SELECTIONS]
 
 
 def table6_summaries():
-    return [
-        f"results/prune/ga/{selection}/{REF_RATE}/summary.json"
-        for selection in SELECTIONS
-    ]
+    return [f"results/prune/ga/{sel}/{REF_RATE}/summary.json" for sel in SELECTIONS]
 
 
 def bench_paths():
-    return [
-        f"results/bench/{m}/{DEFAULT_SEL}/{r}.json"
-        for m in config["prune"]["methods"]
-        for r in PRUNE_RATES
-    ]
+    return [f"results/bench/{m}/{DEFAULT_SEL}.json" for m in METHODS]
 
 
 def ga_summaries():
     return [f"results/prune/ga/{DEFAULT_SEL}/{r}/summary.json" for r in PRUNE_RATES]
 
 
-def all_finetune_paths():
+def all_finetune_cells():
     return sorted(
-        set(reference_paths() + figure7_paths() + table4_paths() + table6_paths())
+        set(reference_cells() + figure7_cells() + table4_cells() + table6_cells())
     )
 
 
@@ -131,12 +134,41 @@ def augmentation_inputs(wildcards):
 
 # used by rules/finetune.smk
 FINETUNE_PARAMS = dict(
-    augment=config["finetune"].get("augment", config["finetune"]["train"]),
+    augment=config["finetune"]["augment"],
     train=config["finetune"]["train"],
     max_length=config["model"]["max_length"],
-    save_model=config["finetune"].get("save_model", False),
-    device=config.get("device", "auto"),
+    dtype=config["dtype"],
+    metric=config["metric"],
+    device=config["device"],
 )
+
+
+# used by rules/finetune.smk: with finetune.save_model, each run's model is an output too
+# (save_pretrained, written to a temporary directory and renamed when complete).
+def saved_models(cell):
+    """{"models": directory(<cell>/models)} when finetune.save_model, else nothing."""
+    if not config["finetune"]["save_model"]:
+        return {}
+    return {"models": directory(f"{cell}/models")}
+
+
+# used by rules/finetune.smk and rules/prune.smk
+def method_runs(wildcards):
+    """[(search seed, fine-tuning seed), ...] of the cell's method (lotteryprune.config.runs)."""
+    return runs(config, wildcards.get("method", "unpruned"))
+
+
+def search_seeds_of(wildcards):
+    return [search for search, _ in method_runs(wildcards)]
+
+
+# used by rules/bench.smk
+def bench_masks(wildcards):
+    """Every prune rate's masks of one method on one lottery sample."""
+    return [
+        f"results/prune/{wildcards.method}/{wildcards.selection}/{rate}/masks.safetensors"
+        for rate in PRUNE_RATES
+    ]
 
 
 # used by rules/prune.smk

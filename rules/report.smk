@@ -4,9 +4,14 @@
 # Tables 4, 5, 6 and claims.csv from every fine-tuning result, table2 and GA summaries.
 rule tables:
     input:
-        finetune=all_finetune_paths(),
+        finetune=all_finetune_cells(),
         table2="results/table2.csv",
+        labels=expand(
+            "results/compress/{compressor}/labels.parquet",
+            compressor=config["compress"]["methods"],
+        ),
         table6_summaries=table6_summaries(),
+        bench=bench_paths(),
         model_info=rules.pretrained_model.output.info,
     output:
         table4=report(
@@ -39,9 +44,9 @@ rule tables:
         mem_mb=2000,
         runtime=10,
     params:
-        selection=DEFAULT_SEL,
-        rate=REF_RATE,
-        loss_allocation=config["report"].get("loss_allocation", 1.0),
+        settings=REPORT_SETTINGS,
+        rates=PRUNE_RATES,
+        compressors=config["compress"]["methods"],
         model=config["model"]["source"],
         data=config["data"]["labelled"]["format"],
     script:
@@ -51,7 +56,7 @@ rule tables:
 # Figures 7 (F1 vs rate), 8 (time vs rate), 9 (kept-head grids) and GA fitness curves.
 rule figures:
     input:
-        finetune=all_finetune_paths(),
+        finetune=all_finetune_cells(),
         bench=bench_paths(),
         ga=ga_summaries(),
     output:
@@ -85,6 +90,6 @@ rule figures:
         mem_mb=2000,
         runtime=10,
     params:
-        selection=DEFAULT_SEL,
+        settings=REPORT_SETTINGS,
     script:
         "../workflow/scripts/report_figures.py"

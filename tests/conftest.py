@@ -57,3 +57,19 @@ def dead_heads():
         load_tokenizer(src).save_pretrained(dst)
 
     return make
+
+
+TEST_TRAIN = {"epochs": 3, "lr": 1e-4, "batch_size": 16, "warmup_ratio": 0.1, "weight_decay": 0.01, "max_grad_norm": 1.0}
+
+
+def train_cfg(**overrides):
+    """A TrainConfig for the tiny models: every field given (the library has no defaults)."""
+    from lotteryprune.model.training import TrainConfig
+
+    values = {**TEST_TRAIN, "max_length": 64, "seed": 0, "dtype": "float32", **overrides}
+    job = {k: values.pop(k) for k in ("max_length", "seed", "dtype")}
+    return TrainConfig.from_section(values, name="test", **job)
+
+
+GA_PARAMS = {"population": 4, "generations": 2, "patience": 2, "drop_frac": 0.1, "elite_frac": 0.1,
+             "crossover_rate": 0.5, "smoothing": 0.7, "workers": 1}

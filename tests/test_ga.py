@@ -29,7 +29,7 @@ def overlap_fitness(target: np.ndarray):
     return fitness
 
 
-PARAMS = {"population": 16, "generations": 40, "patience": 40, "drop_frac": 0.1, "elite_frac": 0.1, "crossover_rate": 0.5, "smoothing": 0.7}
+PARAMS = {"population": 16, "generations": 40, "patience": 40, "drop_frac": 0.1, "elite_frac": 0.1, "crossover_rate": 0.5, "smoothing": 0.7, "workers": 1}
 
 
 def strip_seconds(history):
@@ -138,7 +138,7 @@ def test_resume_equals_uninterrupted(tmp_path, how):
     ckpt = tmp_path / "ga.json"
     if how == "between_generations":
         with pytest.raises(ga.Interrupted):
-            ga.search(L, H, N_PRUNE, fitness, params, seed=11, checkpoint_path=ckpt, stop_after=4)
+            ga.search(L, H, N_PRUNE, fitness, params, seed=11, store=ga.CheckpointStore(ckpt), stop_after=4)
         assert json.loads(ckpt.read_text())["generation"] == 4
     else:
         calls = {"n": 0}
@@ -150,8 +150,8 @@ def test_resume_equals_uninterrupted(tmp_path, how):
             return fitness(mask)
 
         with pytest.raises(KeyboardInterrupt):
-            ga.search(L, H, N_PRUNE, dying, params, seed=11, checkpoint_path=ckpt)
-        assert ga._journal_path(ckpt).exists()  # the unfinished generation's evaluations
+            ga.search(L, H, N_PRUNE, dying, params, seed=11, store=ga.CheckpointStore(ckpt))
+        assert ga.CheckpointStore(ckpt).journal.path.exists()  # the unfinished generation's evaluations
 
     evaluated = []
 
@@ -159,7 +159,7 @@ def test_resume_equals_uninterrupted(tmp_path, how):
         evaluated.append(ga.mask_key(mask))
         return fitness(mask)
 
-    resumed = ga.search(L, H, N_PRUNE, counting, params, seed=11, checkpoint_path=ckpt)
+    resumed = ga.search(L, H, N_PRUNE, counting, params, seed=11, store=ga.CheckpointStore(ckpt))
     assert strip_seconds(resumed.history) == strip_seconds(straight.history)
     assert resumed.populations == straight.populations
     assert (resumed.best_mask == straight.best_mask).all()
@@ -168,29 +168,32 @@ def test_resume_equals_uninterrupted(tmp_path, how):
     assert (resumed.evaluations, resumed.cache_hits, resumed.stopped) == (straight.evaluations, straight.cache_hits, straight.stopped)
     assert len(evaluated) < straight.evaluations  # work before the kill was not redone
     # a finished checkpoint answers at once
-    again = ga.search(L, H, N_PRUNE, lambda m: pytest.fail("re-evaluated"), params, seed=11, checkpoint_path=ckpt)
+    again = ga.search(L, H, N_PRUNE, lambda m: pytest.fail("re-evaluated"), params, seed=11, store=ga.CheckpointStore(ckpt))
     assert (again.best_mask == straight.best_mask).all()
 
 
 def test_a_checkpoint_of_another_search_is_not_resumed(tmp_path):
     ckpt = tmp_path / "ga.json"
     fitness = overlap_fitness(target_mask())
-    ga.search(L, H, N_PRUNE, fitness, {**PARAMS, "generations": 2}, seed=1, checkpoint_path=ckpt)
-    other = ga.search(L, H, N_PRUNE, fitness, {**PARAMS, "generations": 2}, seed=2, checkpoint_path=ckpt)
+    ga.search(L, H, N_PRUNE, fitness, {**PARAMS, "generations": 2}, seed=1, store=ga.CheckpointStore(ckpt))
+    other = ga.search(L, H, N_PRUNE, fitness, {**PARAMS, "generations": 2}, seed=2, store=ga.CheckpointStore(ckpt))
     fresh = ga.search(L, H, N_PRUNE, fitness, {**PARAMS, "generations": 2}, seed=2)
     assert other.populations == fresh.populations
 
 
 def test_unknown_parameter_is_named():
     with pytest.raises(KeyError, match="populaton"):
-        ga.search(L, H, N_PRUNE, lambda m: 0.0, {"populaton": 5})
+        ga.search(L, H, N_PRUNE, lambda m: 0.0, {**PARAMS, "populaton": 5}, seed=0)
+    missing = {k: v for k, v in PARAMS.items() if k != "smoothing"}
+    with pytest.raises(KeyError, match="missing keys \\['smoothing'\\]"):
+        ga.GAParams.from_section(missing)
 
 
 def test_run_on_the_tiny_model(tmp_path):
     import torch
 
     from lotteryprune.prune import PruneTask, run_method
-    from lotteryprune.model.training import TrainConfig
+    from conftest import GA_PARAMS, train_cfg
 
     torch.set_num_threads(1)
     model_dir = tmp_path / "tiny"
@@ -203,18 +206,19 @@ def test_run_on_the_tiny_model(tmp_path):
         train_labels=labels,
         valid_texts=texts[:6],
         valid_labels=labels[:6],
-        rate=0.5,
-        train_cfg=TrainConfig(epochs=1, batch_size=4, max_length=16, seed=0),
-        params={"population": 4, "generations": 2, "patience": 2},
+        rate=50,
+        train_cfg=train_cfg(epochs=1, batch_size=4, max_length=16, seed=0),
+        params=GA_PARAMS,
         seed=0,
+        metric="macro_f1",
         workdir=tmp_path / "work",
         progress=False,
     )
     (tmp_path / "work").mkdir()
     result = run_method("ga", task)
     assert result.head_keep.shape == (2, 4)
-    assert (~result.head_keep).sum() == n_pruned(8, 0.5) == 4
-    assert result.achieved_rate() == 0.5
+    assert (~result.head_keep).sum() == n_pruned(8, 50) == 4
+    assert result.achieved_rate() == 50.0
     assert len(result.history) == result.extras["generations_run"] == 2
     assert set(result.history[0]) >= {"generation", "best", "mean", "diversity", "evaluated", "seconds", "best_ever"}
     assert result.extras["stopped"] in {"plateau", "cap"}
@@ -226,7 +230,7 @@ def test_parallel_workers_match_serial(tmp_path):
     import torch
 
     from lotteryprune.prune import PruneTask
-    from lotteryprune.model.training import TrainConfig
+    from conftest import GA_PARAMS, train_cfg
 
     torch.set_num_threads(1)
     model_dir = tmp_path / "tiny"
@@ -237,9 +241,9 @@ def test_parallel_workers_match_serial(tmp_path):
     def task(workers: int) -> PruneTask:
         return PruneTask(
             model_dir=str(model_dir), train_texts=texts, train_labels=labels, valid_texts=texts, valid_labels=labels,
-            rate=0.25, train_cfg=TrainConfig(epochs=1, batch_size=4, max_length=16, seed=0),
-            params={"population": 4, "generations": 2, "patience": 2, "workers": workers},
-            seed=1, threads=2, progress=False,
+            rate=25, train_cfg=train_cfg(epochs=1, batch_size=4, max_length=16, seed=0),
+            params={**GA_PARAMS, "workers": workers},
+            seed=1, metric="macro_f1", threads=2, progress=False,
         )
 
     serial, parallel = ga.run(task(1)), ga.run(task(2))
@@ -260,35 +264,3 @@ def test_ga_figures(tmp_path):
         assert (tmp_path / p.rsplit("/", 1)[1]).stat().st_size > 1000
     with pytest.raises(ValueError, match="shape"):
         figures.plot_head_grids({70: np.ones((2, 2), bool), 90: np.ones((3, 2), bool)}, tmp_path / "bad.png")
-
-
-def test_ga_vs_random_benchmark_script(tmp_path):
-    import importlib.util
-
-    import pandas as pd
-    import torch
-    import yaml
-
-    from lotteryprune import io
-
-    torch.set_num_threads(1)
-    spec = importlib.util.spec_from_file_location("ga_vs_random", "benchmarks/ga_vs_random.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    results = tmp_path / "results"
-    materialise("tiny:2x4", results / "model" / "pretrained")
-    words = ["i love this day", "i hate this", "so good", "so bad and sad"]
-    rows = [{"id": f"{s}{i}", "text": words[i % 4], "label": int(i % 2 == 0), "source": "t", "split": s}
-            for s in ("train", "valid") for i in range(12)]
-    io.write_parquet(results / "data" / "split.parquet", pd.DataFrame(rows))
-    io.write_json(results / "select" / "random-50" / "ids.json", {"ids": [f"train{i}" for i in range(6)]})
-    keep = np.array([[1, 0, 1, 0], [0, 0, 1, 1]], bool)
-    save_masks(results / "prune" / "ga" / "random-50" / "50" / "mask.safetensors", keep)
-    config = {"seed": 1, "device": "cpu", "model": {"max_length": 16},
-              "prune": {"fitness_valid_size": 8, "train": {"epochs": 1, "lr": 1e-3, "batch_size": 4}}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    out = bench.main(["--rate", "50", "--sel", "random-50", "--results", str(results), "--config", str(tmp_path / "config.yaml"),
-                      "--draws", "2", "--threads", "1", "--out", str(tmp_path / "bench.json")])
-    assert len(out["random_f1"]) == 2 and out["valid_size"] == 8 and out["lottery_size"] == 6 and out["n_prune"] == 4
-    assert 0.0 <= out["ga_f1"] <= 1.0 and isinstance(out["ga_beats_random_mean"], bool)
-    assert io.read_json(tmp_path / "bench.json")["ga_mask"] == keep.astype(int).tolist()

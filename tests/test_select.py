@@ -95,35 +95,32 @@ def split_frame(n_train=40, n_valid=30):
     return pd.DataFrame(rows)
 
 
-CONFIG = {
-    "seed": 13,
-    "model": {"max_length": 48},
-    "prune": {
-        "fitness_valid_size": 12,
-        "train": {"epochs": 2, "lr": 1e-4, "batch_size": 8, "warmup_ratio": 0.1, "weight_decay": 0.01, "max_grad_norm": 1.0},
-        "ga": {"population": 6, "generations": 3},
-        "attention": {"batches": 2},
-    },
-}
+TRAIN = {"epochs": 2, "lr": 1e-4, "batch_size": 8, "warmup_ratio": 0.1, "weight_decay": 0.01, "max_grad_norm": 1.0}
+
+
+def _task(df, ids, rate=70, seed=13, **kw):
+    args = dict(model_dir="m", rate=rate, seed=seed, params={"population": 6}, train=TRAIN, valid_size=12,
+                metric="macro_f1", max_length=48, dtype="float32")
+    return build_task(df, ids, **{**args, **kw})
 
 
 def test_build_task(tmp_path):
     df = split_frame()
-    task = build_task(df, ["tr3", "tr1", "tr8"], CONFIG, 70, tmp_path / "model", "ga", tmp_path / "work", "cpu", 2)
+    task = _task(df, ["tr3", "tr1", "tr8"], workdir=tmp_path / "work", threads=2)
     assert task.train_texts == ["train text 3", "train text 1", "train text 8"]
     assert task.train_labels == [1, 1, 0]
-    assert task.rate == pytest.approx(0.7)
+    assert task.rate == 70
     assert len(task.valid_texts) == 12 and all(t.startswith("valid") for t in task.valid_texts)
     assert sum(task.valid_labels) == 4  # stratified: a third of the valid rows are positive
     assert task.train_cfg.max_length == 48 and task.train_cfg.seed == 13 and task.train_cfg.epochs == 2
-    assert task.params == {"population": 6, "generations": 3}
+    assert task.params == {"population": 6} and task.metric == "macro_f1"
     assert task.seed == 13 and task.threads == 2 and (tmp_path / "work").is_dir()
-    again = build_task(df, ["tr3", "tr1", "tr8"], CONFIG, 70, tmp_path / "model", "ga", None, "cpu", 1)
-    assert again.valid_texts == task.valid_texts  # seeded
-    assert build_task(df, ["tr1"], CONFIG, 50, "m", "sep", None, "cpu", 1).params == {"batches": 2}
-    assert build_task(df, ["tr1"], CONFIG, 50, "m", "magnitude", None, "cpu", 1).params == {}
+    assert _task(df, ["tr3", "tr1", "tr8"]).valid_texts == task.valid_texts  # seeded
+    assert _task(df, ["tr3", "tr1", "tr8"], seed=14).valid_texts != task.valid_texts  # by the search seed
     with pytest.raises(ValueError, match="percent"):
-        build_task(df, ["tr1"], CONFIG, 0.7, "m", "ga", None, "cpu", 1)
+        _task(df, ["tr1"], rate=0.7 - 0.7)
+    with pytest.raises(KeyError, match="prune.train: missing keys \\['lr'\\]"):
+        _task(df, ["tr1"], train={k: v for k, v in TRAIN.items() if k != "lr"})
 
 
 def test_lottery_rows_name_missing_ids():

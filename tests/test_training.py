@@ -3,6 +3,8 @@
 import numpy as np
 import torch
 
+from conftest import train_cfg
+
 from lotteryprune.model import training
 from lotteryprune.model.sources import load_classifier, load_tokenizer
 
@@ -13,7 +15,7 @@ LABELS = [1, 0, 1, 0, 1, 0, 1, 0] * 3
 def _train(model_dir, seed, masks=None):
     model = load_classifier(model_dir, seed=seed)
     tok = load_tokenizer(model_dir)
-    cfg = training.TrainConfig(epochs=2, lr=1e-3, batch_size=4, seed=seed, max_length=16)
+    cfg = train_cfg(epochs=2, lr=1e-3, batch_size=4, seed=seed, max_length=16)
     stats = training.train(model, tok, TEXTS, LABELS, cfg, weight_masks=masks, progress=False)
     return model, stats
 

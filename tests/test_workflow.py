@@ -76,7 +76,8 @@ def completed(tmp_path_factory):
 def test_tables_have_their_columns_and_rows_trace_to_files(completed):
     results = completed / "results"
     t5 = pd.read_csv(results / "table5.csv")
-    assert {"source", "method", "augmentation", "unit", "model", "data", "lossless_rate", "within_rate", "reference_f1", "files"} <= set(t5.columns)
+    assert {"source", "method", "augmentation", "unit", "model", "data", "metric", "lossless_rate", "within_rate",
+            "reference_value", "runs", "test_n", "collapsed", "per_rate", "files"} <= set(t5.columns)
     assert set(t5["source"]) == {"measured", "reported"}
     config = yaml.safe_load((completed / "config" / "config.yaml").read_text())
     tiny = yaml.safe_load((completed / "config" / "tiny.yaml").read_text())
@@ -92,7 +93,14 @@ def test_tables_have_their_columns_and_rows_trace_to_files(completed):
     t6 = pd.read_csv(results / "table6.csv")
     assert len(t6) == len(config["select"]["selectors"]) * len(tiny["select"]["rates"])
     claims = pd.read_csv(results / "claims.csv")
-    assert {"claim", "measured", "held"} <= set(claims.columns) and len(claims) >= 3
+    assert {"claim", "difference", "ci_low", "ci_high", "runs_a", "runs_b", "test_n", "verdict"} <= set(claims.columns)
+    assert set(claims["verdict"]) <= {"held", "not held", "inconclusive", "not tested", "not held (collapsed runs)"}
+    assert len(claims) >= 8
+    # every measured cell ran every seed: the runs column says how many, per rate
+    runs = len(tiny["prune"]["seeds"])
+    measured = t5[t5["source"] == "measured"]
+    assert measured.loc[measured["method"] == "ga", "runs"].str.split().map(lambda r: {x.split(":")[1] for x in r}).eq({str(runs)}).all()
+    assert measured.loc[measured["method"] == "random", "runs"].str.contains(f":{tiny['prune']['random']['draws']}").all()
     for fig in ("fig7_f1_vs_rate", "fig8_time_vs_rate", "fig9_head_grids", "ga_fitness", "selection_umap"):
         assert (results / "figures" / f"{fig}.png").stat().st_size > 1000
 
@@ -185,33 +193,33 @@ def test_killed_ga_job_resumes_to_the_same_result(completed):
     rate = tiny["prune"]["rates"][-1]
     job = completed / "results" / "prune" / "ga" / tiny["select"]["default"] / str(rate)
     before = json.loads((job / "summary.json").read_text())
-    mask_before = (job / "mask.safetensors").read_bytes()
+    mask_before = (job / "masks.safetensors").read_bytes()
     shutil.rmtree(job)
-    checkpoints = lambda: list(job.glob("work/*/ga_checkpoint.json"))  # noqa: E731
-    killed = _kill_when(completed, str((job / "mask.safetensors").relative_to(completed)), lambda: bool(checkpoints()))
+    checkpoints = lambda: list(job.glob("work/*/seed*/ga_checkpoint.json"))  # noqa: E731
+    killed = _kill_when(completed, str((job / "masks.safetensors").relative_to(completed)), lambda: bool(checkpoints()))
     assert killed, "the GA job finished before it could be killed"
     assert checkpoints() and not (job / "summary.json").exists()
     _snakemake(completed, str((job / "summary.json").relative_to(completed)))
     after = json.loads((job / "summary.json").read_text())
     assert _stable(after) == _stable(before)
-    assert (job / "mask.safetensors").read_bytes() == mask_before
+    assert (job / "masks.safetensors").read_bytes() == mask_before
     log = (job / "prune.log").read_text()
     assert "resum" in log.lower()
 
 
 def test_killed_zeroshot_job_resumes_from_its_chunks(completed):
-    target = completed / "results" / "zeroshot" / "labelled.parquet"
+    target = completed / "results" / "zeroshot" / "raw" / "labelled.parquet"
     before = pd.read_parquet(target)
     target.unlink()
     workdir = completed / "results" / "zeroshot" / ".work" / "labelled"
-    chunks = lambda: len(list(workdir.glob("chunk-*.parquet"))) >= 2  # noqa: E731
-    killed = _kill_when(completed, "results/zeroshot/labelled.parquet", chunks)
+    chunks = lambda: len(list(workdir.glob("*/chunk-*.parquet"))) >= 2  # noqa: E731
+    killed = _kill_when(completed, "results/zeroshot/raw/labelled.parquet", chunks)
     assert killed, "the zeroshot job finished before it could be killed"
     assert not target.exists()
-    kept = len(list(workdir.glob("chunk-*.parquet")))
-    _snakemake(completed, "results/zeroshot/labelled.parquet")
+    kept = len(list(workdir.glob("*/chunk-*.parquet")))
+    _snakemake(completed, "results/zeroshot/raw/labelled.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(target), before)
     import json
 
-    info = json.loads((completed / "results" / "zeroshot" / "labelled.json").read_text())
+    info = json.loads((completed / "results" / "zeroshot" / "raw" / "labelled.json").read_text())
     assert kept >= 2 and info["chunks_reused"] >= 2

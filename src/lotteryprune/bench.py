@@ -19,6 +19,7 @@ Command line (the issue's benchmark)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -28,6 +29,7 @@ import torch
 
 from . import runtime
 from .model.cost import count_params, forward_flops
+from .model.device import inference_dtype
 from .model.heads import apply_weight_masks, head_layout, layers_of, prune_heads, random_keep_mask
 from .model.sources import load_classifier, resolve_source
 
@@ -48,56 +50,101 @@ def _time_once(model, batch) -> float:
     return time.perf_counter() - start
 
 
-def compare(
-    model_dir: str,
-    keep_mask: np.ndarray,
-    weight_masks: dict | None = None,
-    *,
-    batch_size: int = 32,
-    seq_len: int = 48,
-    warmup: int = 3,
-    repeats: int = 15,
-    seed: int = 0,
-    device: str = "cpu",
-) -> dict:
-    """Latency, throughput, parameters and FLOPs of unpruned vs pruned; their ratios."""
-    base = load_classifier(model_dir, seed=seed).to(device).eval()
+def _timed_pair(base, pruned, batch, *, warmup: int, repeats: int, dtype: torch.dtype) -> tuple[list[float], list[float]]:
+    """Latencies (s) of ``repeats`` forward passes of each model, interleaved after warm-up,
+    alternating which goes first (unpruned, pruned, pruned, unpruned, ...)."""
+    autocast = contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(
+        next(base.parameters()).device.type, dtype=dtype)
+    with autocast:
+        for _ in range(warmup):
+            _time_once(base, batch)
+            _time_once(pruned, batch)
+        base_t, pruned_t = [], []
+        pair = ((base, base_t), (pruned, pruned_t))
+        for i in range(repeats):
+            for model, times in pair[:: -1 if i % 2 else 1]:
+                times.append(_time_once(model, batch))
+    return base_t, pruned_t
+
+
+def _pruned(model_dir: str, keep_mask: np.ndarray, weight_masks: dict | None, seed: int, device: str):
     pruned = load_classifier(model_dir, seed=seed)
     keep_mask = np.asarray(keep_mask, dtype=bool)
     if not keep_mask.all():
         prune_heads(pruned, keep_mask)
     apply_weight_masks(pruned, weight_masks)
-    pruned = pruned.to(device).eval()
-    batch = {k: v.to(device) for k, v in _inputs(base.config.vocab_size, batch_size, seq_len, seed).items()}
-    for _ in range(warmup):
-        _time_once(base, batch)
-        _time_once(pruned, batch)
-    base_t, pruned_t = [], []
-    pair = ((base, base_t), (pruned, pruned_t))
-    for i in range(repeats):
-        for model, times in pair[:: -1 if i % 2 else 1]:
-            times.append(_time_once(model, batch))
+    return pruned.to(device).eval()
+
+
+def _record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, *, seq_len: int) -> dict:
     t0, t1 = statistics.median(base_t), statistics.median(pruned_t)
     f0, f1 = forward_flops(base, seq_len), forward_flops(pruned, seq_len)
     measured, predicted = t0 / t1, f0 / f1
     nonzero = sum(int((p != 0).sum()) for p in pruned.parameters())
+    keep_mask = np.asarray(keep_mask, dtype=bool)
     return {
-        "batch_size": batch_size,
-        "seq_len": seq_len,
-        "repeats": repeats,
-        "device": device,
-        "threads": torch.get_num_threads(),
         "heads_kept": int(keep_mask.sum()),
         "heads_total": int(keep_mask.size),
+        "heads_per_layer": keep_mask.sum(1).astype(int).tolist(),
         "layers_kept": len(layers_of(pruned)),
-        "unpruned": {"latency_s": t0, "throughput": batch_size / t0, "params": count_params(base), "flops": f0},
-        "pruned": {"latency_s": t1, "throughput": batch_size / t1, "params": count_params(pruned), "nonzero_params": nonzero, "flops": f1},
+        # a weight mask leaves the model dense: same shapes, same kernels, the unpruned speed
+        "dense": bool(weight_masks),
+        "unpruned": {"latency_s": t0, "params": count_params(base), "flops": f0},
+        "pruned": {"latency_s": t1, "params": count_params(pruned), "nonzero_params": nonzero, "flops": f1},
         "measured_speedup": measured,
         "flop_speedup": predicted,
         "realised": (measured - 1) / (predicted - 1) if predicted > 1 + 1e-9 else None,
-        "latency_ms_unpruned_all": [x * 1e3 for x in base_t],
-        "latency_ms_pruned_all": [x * 1e3 for x in pruned_t],
+        "unpruned_ms": [x * 1e3 for x in base_t],
+        "pruned_ms": [x * 1e3 for x in pruned_t],
     }
+
+
+def compare(
+    model_dir: str,
+    keep_mask: np.ndarray,
+    weight_masks: dict | None = None,
+    *,
+    batch_size: int,
+    seq_len: int,
+    warmup: int,
+    repeats: int,
+    dtype: str = "float32",
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict:
+    """Latency, parameters and FLOPs of the unpruned vs one pruned model; their ratios."""
+    return compare_masks(model_dir, {"mask": (keep_mask, weight_masks)}, batch_size=batch_size, seq_len=seq_len,
+                         warmup=warmup, repeats=repeats, dtype=dtype, seed=seed, device=device)["mask"]
+
+
+def compare_masks(
+    model_dir: str,
+    masks: dict,
+    *,
+    batch_size: int,
+    seq_len: int,
+    warmup: int,
+    repeats: int,
+    dtype: str,
+    seed: int,
+    device: str,
+) -> dict:
+    """:func:`compare` for several masks (label -> (keep-mask, weight masks)) against one
+    unpruned model loaded once; each pruned model is timed interleaved with it."""
+    base = load_classifier(model_dir, seed=seed).to(device).eval()
+    precision = inference_dtype(dtype, device)
+    batch = {k: v.to(device) for k, v in _inputs(base.config.vocab_size, batch_size, seq_len, seed).items()}
+    out = {}
+    for label, (keep_mask, weight_masks) in masks.items():
+        pruned = _pruned(model_dir, keep_mask, weight_masks, seed, device)
+        base_t, pruned_t = _timed_pair(base, pruned, batch, warmup=warmup, repeats=repeats, dtype=precision)
+        out[label] = {
+            "batch_size": batch_size, "seq_len": seq_len, "repeats": repeats, "device": str(device),
+            "dtype": str(precision).removeprefix("torch."), "threads": torch.get_num_threads(),
+            **_record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, seq_len=seq_len),
+        }
+        del pruned
+    return out
 
 
 def train_throughput(model_dir: str, *, batch_size: int = 32, seq_len: int = 48, steps: int = 20, seed: int = 0) -> dict:
@@ -128,6 +175,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "auto"], help="inference precision")
     parser.add_argument("--train", action="store_true", help="measure training samples/s instead")
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator as it is (see runtime.keep_freed_memory)")
     args = parser.parse_args(argv)
@@ -146,8 +194,9 @@ def main(argv=None) -> None:
     )
     print(f"{'rate':>5} {'layers':>6} {'params':>8} {'t_full ms':>9} {'t_pruned ms':>11} {'measured':>8} {'FLOP':>6} {'realised':>8}")
     for rate in args.rates:
-        keep = random_keep_mask(layers, heads, rate / 100, rng)
-        r = compare(model_dir, keep, batch_size=args.batch_size, seq_len=args.seq_len, repeats=args.repeats, seed=args.seed)
+        keep = random_keep_mask(layers, heads, rate, rng)
+        r = compare(model_dir, keep, batch_size=args.batch_size, seq_len=args.seq_len, warmup=3, repeats=args.repeats,
+                    dtype=args.dtype, seed=args.seed)
         print(
             f"{rate:>4}% {r['layers_kept']:>6} {r['pruned']['params'] / 1e6:>7.2f}M {r['unpruned']['latency_s'] * 1e3:>9.1f} "
             f"{r['pruned']['latency_s'] * 1e3:>11.1f} {r['measured_speedup']:>7.3f}x {r['flop_speedup']:>5.3f}x {r['realised']:>8.2f}"

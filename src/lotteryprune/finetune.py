@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .model.training import TrainConfig, evaluate, predict_logits, train
+from .metrics import classification_metrics
+from .model.training import TrainConfig, attention_for_training, predict_logits, train
 from .model.cost import count_params
-from .model.heads import apply_weight_masks, layers_of, prune_heads
+from .model.heads import apply_weight_masks, layers_of, prune_heads, save_pruned
 from .model.sources import load_classifier, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,12 @@ def run(
     augment: tuple[list[str], list[int]] | None,
     augment_cfg: TrainConfig,
     train_cfg: TrainConfig,
-    device: str = "cpu",
+    device: str,
     progress: bool = True,
-) -> tuple[torch.nn.Module, dict]:
-    """Return the fine-tuned model and its metrics (valid and test), with phase timings."""
-    model = load_classifier(model_dir, seed=train_cfg.seed)
+) -> tuple[torch.nn.Module, dict, pd.DataFrame]:
+    """Fine-tune one pruning result; return the model, its metrics (valid and test, phase
+    timings) and its test predictions (``id``, ``label``, ``pred``, ``p_positive``)."""
+    model = load_classifier(model_dir, seed=train_cfg.seed, attn_implementation=attention_for_training(device))
     if head_keep is not None and not np.asarray(head_keep).all():
         prune_heads(model, head_keep)
     apply_weight_masks(model, weight_masks)
@@ -64,14 +67,61 @@ def run(
         model, tokenizer, train_rows["text"].tolist(), train_rows["label"].astype(int).tolist(), train_cfg,
         weight_masks=weight_masks, progress=progress, desc="true labels",
     )
+    predictions = None
     for part in ("valid", "test"):
         rows = split[split["split"] == part]
         start = time.perf_counter()
-        result[part] = evaluate(model, tokenizer, rows["text"].tolist(), rows["label"].astype(int).tolist(), max_length=train_cfg.max_length)
-        result[part]["inference_seconds"] = time.perf_counter() - start
+        logits = predict_logits(model, tokenizer, rows["text"].tolist(), max_length=train_cfg.max_length, dtype=train_cfg.dtype)
+        seconds = time.perf_counter() - start
+        labels = rows["label"].astype(int).to_numpy()
+        pred = logits.argmax(1)
+        result[part] = {**classification_metrics(labels, pred), "positive_rate": float(pred.mean()), "inference_seconds": seconds}
+        if part == "test":
+            p_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1)[:, 1].numpy()
+            predictions = pd.DataFrame({"id": rows["id"].astype(str).to_numpy(), "label": labels, "pred": pred.astype(int), "p_positive": p_positive})
     result["train_seconds"] = result["train"]["seconds"] + result.get("augment", {}).get("seconds", 0.0)
-    log.info("test %s", result["test"])
-    return model, result
+    log.info("test %s", {k: v for k, v in result["test"].items()})
+    return model, result, predictions
 
 
-__all__ = ["augmented_set", "run", "predict_logits"]
+def run_cell(
+    model_dir: str,
+    split: pd.DataFrame,
+    *,
+    runs: list[tuple[int, int]],
+    masks: dict[int, tuple[np.ndarray, dict | None]] | None,
+    augment: tuple[list[str], list[int]] | None,
+    augment_section: dict,
+    train_section: dict,
+    max_length: int,
+    dtype: str,
+    device: str,
+    save_dir: str | Path | None = None,
+    tokenizer=None,
+    progress: bool = True,
+) -> tuple[list[dict], pd.DataFrame]:
+    """Every run of one cell: (search seed, fine-tuning seed) pairs, the mask of each search
+    seed (None: the unpruned reference). Returns the runs' metrics and their test
+    predictions (one frame, with ``search_seed`` and ``finetune_seed`` columns). With
+    ``save_dir``, each model is ``save_pretrained`` to ``<save_dir>/seed<search>-<finetune>``."""
+    records, frames = [], []
+    for search_seed, finetune_seed in runs:
+        head_keep, weight_masks = (None, None) if masks is None else masks[search_seed]
+        augment_cfg = TrainConfig.from_section(augment_section, name="finetune.augment", max_length=max_length,
+                                               seed=finetune_seed, dtype=dtype)
+        train_cfg = TrainConfig.from_section(train_section, name="finetune.train", max_length=max_length,
+                                             seed=finetune_seed, dtype=dtype)
+        model, metrics, predictions = run(
+            model_dir, split, head_keep=head_keep, weight_masks=weight_masks, augment=augment,
+            augment_cfg=augment_cfg, train_cfg=train_cfg, device=device, progress=progress,
+        )
+        if save_dir is not None:
+            save_pruned(model, tokenizer, Path(save_dir) / f"seed{search_seed}-{finetune_seed}")
+        records.append({"search_seed": search_seed, "finetune_seed": finetune_seed, **metrics,
+                        "config": {"augment": augment_cfg.to_dict(), "train": train_cfg.to_dict()}})
+        frames.append(predictions.assign(search_seed=search_seed, finetune_seed=finetune_seed))
+    preds = pd.concat(frames, ignore_index=True)[["search_seed", "finetune_seed", "id", "label", "pred", "p_positive"]]
+    return records, preds
+
+
+__all__ = ["augmented_set", "run", "run_cell"]

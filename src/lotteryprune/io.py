@@ -7,7 +7,6 @@ place, so a crashed or killed job never leaves a file that looks complete.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -84,15 +83,3 @@ def save_figure(fig, path: str | os.PathLike) -> list[str]:
         out.append(str(target))
     plt.close(fig)
     return out
-
-
-def fingerprint(obj: Any) -> str:
-    """A short stable hash of a JSON-able object (a config section, a list of inputs)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_default).encode()).hexdigest()[:16]
-
-
-def fingerprint_dir(base: str | os.PathLike, obj: Any) -> Path:
-    """``base/<fingerprint of obj>``: a checkpoint directory that a config change never reuses."""
-    path = Path(base) / fingerprint(obj)
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -1,18 +1,26 @@
+"""Inference speed of every pruned model of one method (each rate and seed) against the
+unpruned model, interleaved in one process that has the whole machine (rule bench_inference)."""
+
 from lotteryprune import bench, io, runtime
-from lotteryprune.model.heads import load_masks
+from lotteryprune.model.heads import load_mask_set
 
 log = runtime.start(snakemake)
 p = snakemake.params
-head_keep, weight_masks = load_masks(snakemake.input.mask)
-result = bench.compare(
+masks = {}
+for rate, path in zip(p.rates, snakemake.input.masks):
+    for seed, mask in load_mask_set(path).items():
+        masks[(int(rate), seed)] = mask
+timed = bench.compare_masks(
     snakemake.input.model,
-    head_keep,
-    weight_masks,
+    masks,
     **dict(p.bench),
     seed=p.seed,
     device=runtime.device({"device": p.device}),
 )
-result.update({"method": snakemake.wildcards.method, "selection": snakemake.wildcards.selection, "rate": int(snakemake.wildcards.rate)})
-result["unit"] = "weights" if weight_masks else "heads"
-log.info("measured speed-up %.3f, FLOP speed-up %.3f", result["measured_speedup"], result["flop_speedup"])
-io.write_json(snakemake.output.json, result)
+entries = []
+for (rate, seed), record in timed.items():
+    entries.append({"rate": rate, "seed": seed, **record})
+    log.info("%s%% seed %d: measured speed-up %.3f, FLOP speed-up %.3f, realised %s", rate, seed,
+             record["measured_speedup"], record["flop_speedup"], record["realised"])
+io.write_json(snakemake.output.json, {"method": snakemake.wildcards.method, "selection": snakemake.wildcards.selection,
+                                      "file": snakemake.output.json, "entries": entries})

@@ -1,28 +1,20 @@
-import numpy as np
-import pandas as pd
+"""Figures 7 (score vs rate), 8 (time vs rate), 9 (GA kept-head grids) and the GA's fitness
+curves (rule figures)."""
 
-from lotteryprune import io, report, runtime
-from lotteryprune.report import figures
+import numpy as np
+
+from lotteryprune import io, runtime
+from lotteryprune.report import figures, tables
 
 log = runtime.start(snakemake)
-frame = report.load_finetune(snakemake.input.finetune)
-ref_f1, _ = report.reference_f1(frame)
-sel = frame[(frame["selection"] == snakemake.params.selection) | (frame["method"] == "unpruned")]
-agg = report.aggregate(sel[sel["method"] != "unpruned"], ["method", "augmentation", "rate"])
-figures.figure7(agg, ref_f1, snakemake.output.fig7)
-bench = pd.DataFrame(
-    [
-        {
-            "method": b["method"],
-            "rate": b["rate"],
-            "pruned_ms": b["pruned"]["latency_s"] * 1e3,
-            "unpruned_ms": b["unpruned"]["latency_s"] * 1e3,
-        }
-        for b in map(io.read_json, snakemake.input.bench)
-    ]
-)
-figures.figure8(agg[agg["augmentation"] == "none"], bench, snakemake.output.fig8)
+settings = tables.Settings(**dict(snakemake.params.settings))
+results = tables.load_results(snakemake.input.finetune, settings)
+bench = {b["method"]: b for b in map(io.read_json, snakemake.input.bench)}
+figures.figure7(results, snakemake.output.fig7)
+figures.figure8(results, bench, snakemake.output.fig8)
 summaries = [io.read_json(p) for p in snakemake.input.ga]
-figures.plot_head_grids({s["rate"]: np.array(s["head_keep"], dtype=bool) for s in summaries}, snakemake.output.fig9)
-figures.plot_fitness_history({s["rate"]: s["history"] for s in summaries}, snakemake.output.fitness)
+# Figure 9 shows the first search seed's mask at each rate, as the paper shows one mask per rate
+figures.plot_head_grids({s["rate"]: np.array(s["runs"][0]["head_keep"], dtype=bool) for s in summaries}, snakemake.output.fig9)
+figures.plot_fitness_history({s["rate"]: [r["history"] for r in s["runs"]] for s in summaries}, snakemake.output.fitness,
+                             metric=settings.metric)
 log.info("figures written")

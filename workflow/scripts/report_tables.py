@@ -1,26 +1,25 @@
+"""Tables 4, 5, 6 and claims.csv from every fine-tuning cell, Table 2 and the benchmarks (rule tables)."""
+
 import pandas as pd
 
-from lotteryprune import io, report, runtime
+from lotteryprune import io, runtime
+from lotteryprune.report import tables
 
 log = runtime.start(snakemake)
 p = snakemake.params
-frame = report.load_finetune(snakemake.input.finetune)
+settings = tables.Settings(**dict(p.settings))
+results = tables.load_results(snakemake.input.finetune, settings)
 table2 = pd.read_csv(snakemake.input.table2)
-summaries = {}
-for path in snakemake.input.table6_summaries:
-    s = io.read_json(path)
-    summaries[s["selection"]] = s
-model = io.read_json(snakemake.input.model_info)
-t5 = report.table5(
-    frame,
-    selection=p.selection,
-    loss_allocation=p.loss_allocation,
-    model=f"{p.model} ({model['layers']}x{model['heads']} heads)",
-    data=p.data,
+summaries = {s["selection"]: s for s in map(io.read_json, snakemake.input.table6_summaries)}
+bench = {b["method"]: b for b in map(io.read_json, snakemake.input.bench)}
+table2_preds = tables.table2_predictions(
+    {m: pd.read_parquet(path) for m, path in zip(p.compressors, snakemake.input.labels)}, results.ids
 )
-t4 = report.table4(frame, table2, rate=p.rate, selection=p.selection, table2_file=snakemake.input.table2)
-t6 = report.table6(frame, summaries, rate=p.rate)
-claims = report.claims(frame, t4, t5, t6, selection=p.selection, rate=p.rate)
+model = io.read_json(snakemake.input.model_info)
+t5 = tables.table5(results, model=f"{p.model} ({model['layers']}x{model['heads']} heads)", data=p.data, bench=bench)
+t4 = tables.table4(results, table2, table2_file=snakemake.input.table2)
+t6 = tables.table6(results, summaries)
+claims = tables.claims(results, rates=list(p.rates), table2_preds=table2_preds, bench=bench)
 for name, table in (("table4", t4), ("table5", t5), ("table6", t6), ("claims", claims)):
     log.info("%s:\n%s", name, table.drop(columns=["files"], errors="ignore").to_string())
     io.write_csv(snakemake.output[name], table)

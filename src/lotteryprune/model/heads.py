@@ -49,19 +49,18 @@ def heads_per_layer(model) -> list[int]:
 
 
 def random_keep_mask(layers: int, heads: int, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """A keep-mask with exactly round(rate * layers * heads) heads removed."""
+    """A keep-mask with exactly ``n_pruned(layers * heads, rate)`` heads removed (``rate`` in percent)."""
     total = layers * heads
-    n_prune = n_pruned(total, rate)
     flat = np.ones(total, dtype=bool)
-    flat[rng.choice(total, size=n_prune, replace=False)] = False
+    flat[rng.choice(total, size=n_pruned(total, rate), replace=False)] = False
     return flat.reshape(layers, heads)
 
 
-def n_pruned(total_heads: int, rate: float) -> int:
-    """Heads removed at a prune rate (a fraction in (0, 1)); always keeps at least one."""
-    if not 0 <= rate < 1:
-        raise ValueError(f"prune rate must be a fraction in [0, 1), got {rate}")
-    return min(int(round(rate * total_heads)), total_heads - 1)
+def n_pruned(total: int, rate: float) -> int:
+    """Units removed at a prune rate in percent, as in ``prune.rates``; always keeps one."""
+    if not 0 <= rate < 100:
+        raise ValueError(f"prune rate must be a percent in [0, 100), got {rate}")
+    return min(int(round(rate / 100.0 * total)), total - 1)
 
 
 # --------------------------------------------------------------------------- gating
@@ -198,6 +197,39 @@ def load_masks(path: str | Path) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
     heads = tensors.pop("heads").numpy().astype(bool)
     weights = {k.split(":", 1)[1]: v.bool() for k, v in tensors.items() if k.startswith("weight:")}
     return heads, weights
+
+
+def save_mask_set(path: str | Path, masks: dict[int, tuple[np.ndarray, dict[str, torch.Tensor] | None]]) -> None:
+    """Several masks in one safetensors file, one per search seed: ``seed<k>/heads`` and
+    ``seed<k>/weight:<name>`` (written atomically)."""
+    from safetensors.torch import save_file
+
+    from ..io import atomic_path
+
+    tensors = {}
+    for seed, (head_keep, weight_masks) in masks.items():
+        tensors[f"seed{int(seed)}/heads"] = torch.as_tensor(np.asarray(head_keep, dtype=np.uint8))
+        for name, mask in (weight_masks or {}).items():
+            tensors[f"seed{int(seed)}/weight:{name}"] = mask.to(torch.uint8).contiguous().cpu()
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp))
+
+
+def load_mask_set(path: str | Path) -> dict[int, tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """search seed -> (head keep-mask, weight masks) of a file written by :func:`save_mask_set`."""
+    from safetensors.torch import load_file
+
+    out: dict[int, tuple[np.ndarray, dict]] = {}
+    for key, tensor in sorted(load_file(str(path)).items()):
+        seed_part, _, name = key.partition("/")
+        seed = int(seed_part.removeprefix("seed"))
+        heads, weights = out.get(seed, (None, {}))
+        if name == "heads":
+            heads = tensor.numpy().astype(bool)
+        else:
+            weights[name.split(":", 1)[1]] = tensor.bool()
+        out[seed] = (heads, weights)
+    return {seed: (heads, weights or None) for seed, (heads, weights) in out.items()}
 
 
 @torch.no_grad()

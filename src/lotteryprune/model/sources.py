@@ -97,15 +97,20 @@ def tiny_bert(directory: str | Path, *, layers: int = 2, heads: int = 4, head_di
     return directory
 
 
-def materialise(source: str, directory: str | Path, *, seed: int = 0) -> dict:
+def materialise(source: str, directory: str | Path, *, seed: int = 0, revision: str | None = None) -> dict:
     """Resolve ``model.source`` once into a local directory every later stage reads.
 
     The full pretrained checkpoint is kept (for BERT: the NSP head the paper's 0-shot
-    scorer needs). ``tiny:<layers>x<heads>`` builds the test model.
+    scorer needs). ``tiny:<layers>x<heads>`` builds the test model. ``revision``
+    (config ``model.revision``) pins a hub model to one commit, so a rerun a year later
+    reads the same weights; the record returned says which revision and commit were read.
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     directory = Path(directory)
+    if revision is not None and not source.startswith("hub:"):
+        raise ValueError(f"model.revision {revision!r}: only hub: models have revisions, model.source is {source!r}")
+    commit = None
     if source.startswith("tiny:"):
         layers, heads = (int(x) for x in source.split(":", 1)[1].split("x"))
         tiny_bert(directory, layers=layers, heads=heads, seed=seed)
@@ -119,13 +124,17 @@ def materialise(source: str, directory: str | Path, *, seed: int = 0) -> dict:
         else:  # hub id: the pretraining class keeps every head the checkpoint has
             from transformers import AutoModelForPreTraining
 
-            AutoModelForPreTraining.from_pretrained(resolved).save_pretrained(directory)
-            AutoTokenizer.from_pretrained(resolved).save_pretrained(directory)
+            model = AutoModelForPreTraining.from_pretrained(resolved, revision=revision)
+            commit = getattr(model.config, "_commit_hash", None)  # what the hub resolved the revision to
+            model.save_pretrained(directory)
+            AutoTokenizer.from_pretrained(resolved, revision=revision).save_pretrained(directory)
     config = AutoConfig.from_pretrained(directory)
     AutoTokenizer.from_pretrained(directory)  # fails here, not three stages later
     AutoModel.from_pretrained(directory)
     return {
         "source": source,
+        "revision": revision,
+        "commit": commit,
         "model_type": config.model_type,
         "layers": config.num_hidden_layers,
         "heads": config.num_attention_heads,
@@ -139,18 +148,43 @@ def load_tokenizer(model_dir: str | Path):
     return AutoTokenizer.from_pretrained(str(model_dir))
 
 
-def load_classifier(model_dir: str | Path, *, num_labels: int = 2, seed: int = 0, attn_implementation: str = "sdpa"):
-    """A 2-label sequence classifier from a pretrained (or pruned, saved) directory.
+# Loaded pretrained classifiers, kept per process: a GA scores dozens of masks and a
+# fine-tuning job several seeds, each on a fresh copy of the same pretrained weights.
+# Copying takes ~0.05 s where from_pretrained takes ~1.5 s (MiniLM on this CPU).
+_TEMPLATES: dict[tuple, tuple[torch.nn.Module, list[str]]] = {}
 
-    The classification head is initialised from ``seed`` when the checkpoint has none.
-    A directory written by :func:`save_pruned` is rebuilt to its pruned shape first.
+
+def _template(model_dir: str | Path, config, attn_implementation: str):
+    """The pretrained classifier of ``model_dir`` as loaded, and the parameters the
+    checkpoint lacks (the classification head), cached per process."""
+    from transformers import AutoModelForSequenceClassification
+
+    weights = Path(model_dir) / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.exists() else None
+    key = (str(Path(model_dir).resolve()), stamp, config.num_labels, attn_implementation)
+    if key not in _TEMPLATES:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), config=config, attn_implementation=attn_implementation, output_loading_info=True
+        )
+        _TEMPLATES.clear()  # one model per process is what the stages need
+        _TEMPLATES[key] = (model, sorted(info["missing_keys"]))
+    return _TEMPLATES[key]
+
+
+def load_classifier(model_dir: str | Path, *, num_labels: int = 2, seed: int = 0, attn_implementation: str = "sdpa"):
+    """A ``num_labels`` sequence classifier from a pretrained (or pruned, saved) directory.
+
+    Parameters the checkpoint lacks (the classification head) are initialised from ``seed``
+    alone, so one seed gives one model whatever was loaded before. A directory written by
+    :func:`lotteryprune.model.heads.save_pruned` is rebuilt to its pruned shape first.
     """
+    import copy
+
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     config = AutoConfig.from_pretrained(str(model_dir), num_labels=num_labels)
     config._attn_implementation = attn_implementation
-    torch.manual_seed(seed)
     pruning = getattr(config, PRUNING_KEY, None)
     if pruning is not None:  # build the original depth, then cut it to the saved shape
         config.num_hidden_layers = len(pruning["keep_mask"])
@@ -158,9 +192,14 @@ def load_classifier(model_dir: str | Path, *, num_labels: int = 2, seed: int = 0
     hf_logging.set_verbosity_error()  # "newly initialised classifier" is expected, not news
     try:
         if pruning is None:
-            return AutoModelForSequenceClassification.from_pretrained(
-                str(model_dir), config=config, attn_implementation=attn_implementation
-            )
+            template, missing = _template(model_dir, config, attn_implementation)
+            model = copy.deepcopy(template)
+            torch.manual_seed(seed)
+            modules = dict(model.named_modules())
+            for name in dict.fromkeys(m.rsplit(".", 1)[0] for m in missing):
+                model._init_weights(modules[name])
+            return model
+        torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_config(config, attn_implementation=attn_implementation)
     finally:
         hf_logging.set_verbosity(verbosity)

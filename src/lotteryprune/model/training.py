@@ -1,12 +1,20 @@
 """Seeded fine-tuning and evaluation of sequence classifiers.
 
-AdamW with linear warm-up and decay, dynamic padding, length-grouped batches, gradient
-clipping, and optional weight masks held at zero through training. On CPU, two runs with
-one seed give identical weights. On CUDA, training runs under bf16 autocast.
+AdamW (fused) with linear warm-up and decay, dynamic padding, length-grouped batches,
+gradient clipping, and optional weight masks held at zero through training. Precision is
+``TrainConfig.dtype``: ``float32``, ``bfloat16`` (autocast: matrix products in bf16,
+weights, optimiser state and the loss in fp32) or ``auto`` (bf16 where the hardware
+multiplies it natively: recent GPUs, CPUs with AMX or AVX512-BF16). On CPU, two runs with
+one seed give identical weights, in either precision.
+
+On CPU the model is trained with eager attention (:func:`attention_for_training`): torch's
+CPU kernel for the backward pass of fused attention was 45% of a bf16 training step on
+MiniLM; eager attention gives the same numbers for a third of that step's time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -18,36 +26,52 @@ from tqdm.auto import tqdm
 
 from ..metrics import classification_metrics
 from .batching import collate, encode, grouped_batches
+from .device import inference_dtype
 from .heads import apply_weight_masks
 
 
 @dataclass
 class TrainConfig:
-    epochs: float = 3
-    lr: float = 1e-4
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    max_length: int = 64
-    seed: int = 0
+    """One training recipe. Built from a config section (``prune.train``, ``finetune.train``,
+    ``finetune.augment``) by :meth:`from_section`; no field has a default of its own."""
+
+    epochs: float
+    lr: float
+    batch_size: int
+    warmup_ratio: float
+    weight_decay: float
+    max_grad_norm: float
+    max_length: int  # model.max_length
+    seed: int
+    dtype: str  # the config's top-level `dtype`: float32 | bfloat16 | auto
 
     @classmethod
-    def from_dict(cls, d: dict, **overrides) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
+    def from_section(cls, section: dict, *, name: str = "train", **job) -> "TrainConfig":
+        """The recipe of config section ``name`` plus the job's own fields (seed, max_length,
+        dtype). A missing or unknown key is named."""
+        names = [f.name for f in fields(cls)]
+        values = {**section, **job}
+        unknown = sorted(set(values) - set(names))
         if unknown:
-            raise KeyError(f"unknown training keys: {sorted(unknown)}")
-        return cls(**{**d, **overrides})
+            raise KeyError(f"config {name}: unknown keys {unknown}")
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise KeyError(f"config {name}: missing keys {missing}")
+        return cls(**{n: values[n] for n in names})
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+def attention_for_training(device) -> str:
+    """``eager`` on CPU (see the module docstring), ``sdpa`` on GPUs."""
+    return "sdpa" if torch.device(device).type == "cuda" else "eager"
+
+
+def _autocast(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def train(
@@ -68,6 +92,7 @@ def train(
     the optimiser step (SEVEN reads the gradients there, and may change ``weight_masks``).
     """
     device = next(model.parameters()).device
+    dtype = inference_dtype(cfg.dtype, device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     ids = encode(tokenizer, texts, cfg.max_length)
@@ -84,7 +109,10 @@ def train(
         {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": cfg.weight_decay},
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    # fused: one kernel for every parameter's update (4x faster than the per-tensor loop on
+    # CPU for MiniLM, same numbers); needs floating-point parameters on CPU or CUDA.
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
     warmup = int(round(cfg.warmup_ratio * total))
 
     def lr_lambda(step: int) -> float:
@@ -100,7 +128,7 @@ def train(
     bar = tqdm(schedule, desc=desc, disable=not progress, mininterval=5)
     for step, idx in enumerate(bar):
         batch = collate(tokenizer, ids, idx, device)
-        with _autocast(device):
+        with _autocast(device, dtype):
             logits = model(**batch).logits
         loss = torch.nn.functional.cross_entropy(logits.float(), y[idx].to(device))
         optimizer.zero_grad(set_to_none=True)
@@ -116,22 +144,31 @@ def train(
         bar.set_postfix(loss=f"{loss_ema:.3f}", refresh=False)
     seconds = time.perf_counter() - start
     model.eval()
-    return {"steps": total, "samples": samples, "seconds": seconds, "samples_per_s": samples / max(seconds, 1e-9), "loss": loss_ema}
+    return {
+        "steps": total, "samples": samples, "seconds": seconds, "samples_per_s": samples / max(seconds, 1e-9),
+        "loss": loss_ema, "dtype": str(dtype).removeprefix("torch."),
+    }
 
 
-@torch.no_grad()
-def predict_logits(model, tokenizer, texts: Sequence[str], *, batch_size: int = 128, max_length: int = 64, progress: bool = False) -> np.ndarray:
+EVAL_BATCH_SIZE = 128  # texts per forward pass when predicting; no effect on the numbers
+
+
+@torch.inference_mode()
+def predict_logits(model, tokenizer, texts: Sequence[str], *, max_length: int, dtype: str, progress: bool = False) -> np.ndarray:
+    """Logits [n, labels] of every text, in input order (``dtype`` as in :class:`TrainConfig`)."""
     device = next(model.parameters()).device
+    precision = inference_dtype(dtype, device)
     model.eval()
     ids = encode(tokenizer, texts, max_length)
     out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
-    for idx in tqdm(grouped_batches([len(x) for x in ids], batch_size, None), desc="predict", disable=not progress, mininterval=5):
-        with _autocast(device):
+    for idx in tqdm(grouped_batches([len(x) for x in ids], EVAL_BATCH_SIZE, None), desc="predict", disable=not progress, mininterval=5):
+        with _autocast(device, precision):
             out[idx] = model(**collate(tokenizer, ids, idx, device)).logits.float().cpu().numpy()
     return out
 
 
-def evaluate(model, tokenizer, texts: Sequence[str], labels: Sequence[int], *, batch_size: int = 128, max_length: int = 64, progress: bool = False) -> dict:
-    """Accuracy, F1 of the positive class, macro-F1 and MCC."""
-    logits = predict_logits(model, tokenizer, texts, batch_size=batch_size, max_length=max_length, progress=progress)
-    return classification_metrics(labels, logits.argmax(1))
+def evaluate(model, tokenizer, texts: Sequence[str], labels: Sequence[int], *, max_length: int, dtype: str, progress: bool = False) -> dict:
+    """Accuracy, F1 of the positive class, macro-F1 and MCC, and the predictions."""
+    logits = predict_logits(model, tokenizer, texts, max_length=max_length, dtype=dtype, progress=progress)
+    pred = logits.argmax(1)
+    return {**classification_metrics(labels, pred), "predictions": pred.astype(int).tolist()}

@@ -2,7 +2,7 @@
 rate, return a keep-mask over heads (or a weight mask).
 
 A method is a module with ``run(task: PruneTask) -> PruneResult``. Adding one is adding a
-module and a line in :data:`METHODS` (plus its config section); the workflow, fine-tuning,
+module and a line in :data:`lotteryprune.config.METHODS` (plus its config section); the workflow, fine-tuning,
 benchmarks and tables treat every method alike.
 """
 
@@ -10,21 +10,9 @@ from __future__ import annotations
 
 import importlib
 
+from ..config import METHODS  # name -> "module:function", torch-free so the config check can read it
 from .score import score_mask
 from .task import PruneResult, PruneTask
-
-# method name -> "module:function" (imported lazily so one method's deps never block another)
-METHODS: dict[str, str] = {
-    "ga": "lotteryprune.prune.ga:run",
-    "random": "lotteryprune.prune.baselines:run_random",
-    "magnitude": "lotteryprune.prune.baselines:run_magnitude",
-    "importance": "lotteryprune.prune.baselines:run_importance",
-    "entropy": "lotteryprune.prune.baselines:run_entropy",
-    "sep": "lotteryprune.prune.baselines:run_sep",
-    "seven": "lotteryprune.prune.seven:run_weights",
-    "seven_heads": "lotteryprune.prune.seven:run_heads",
-    "mcap": "lotteryprune.prune.mcap:run",
-}
 
 
 def get_method(name: str):
@@ -40,4 +28,6 @@ def run_method(name: str, task: PruneTask) -> PruneResult:
     return get_method(name)(task)
 
 
-__all__ = ["METHODS", "PruneResult", "PruneTask", "get_method", "run_method", "score_mask"]
+from .cell import prune_cell  # noqa: E402  (uses run_method)
+
+__all__ = ["METHODS", "PruneResult", "PruneTask", "get_method", "prune_cell", "run_method", "score_mask"]

@@ -17,11 +17,14 @@ One generation:
 5. mutate every individual once: swap one kept and one pruned head, the kept head drawn
    with probability favouring low ``G``, the pruned head favouring high ``G``.
 
-:func:`search` is pure (any ``fitness_fn``), seeded through one ``np.random.Generator``
-whose state is checkpointed after every generation with everything else, so a killed
-search resumes to the same result as an uninterrupted one. Fitness values computed in an
-unfinished generation are journalled one by one, so a kill costs at most one evaluation.
-:func:`run` wraps it with :func:`score_mask` and optional parallel workers.
+:func:`search` is the loop alone (any fitness function), seeded through one
+``np.random.Generator``; its state goes to a :class:`CheckpointStore` after every
+generation, so a killed search resumes to the same result as an uninterrupted one, and
+fitness values of an unfinished generation are journalled one by one, so a kill costs at
+most one evaluation. The store lives in a work directory keyed by the contents of every
+input the search reads (:mod:`lotteryprune.resume`). :func:`run` wraps the search with
+:func:`score_mask` (fitness = the config's ``metric`` on the validation subset) and
+optional parallel workers.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -38,22 +41,47 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..io import write_json
+from ..resume import Journal
 from .score import score_mask
 from .task import PruneResult, PruneTask
 from ..model.heads import n_pruned
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "population": 8,
-    "generations": 6,
-    "patience": 3,
-    "drop_frac": 0.1,
-    "elite_frac": 0.1,
-    "crossover_rate": 0.5,
-    "smoothing": 0.7,
-    "workers": 1,
-}
+
+
+@dataclass(frozen=True)
+class GAParams:
+    """``prune.ga`` (Algorithm 1's hyperparameters, the paper's Table 3)."""
+
+    population: int
+    generations: int
+    patience: int  # generations without a better best before stopping
+    drop_frac: float  # worst fraction dropped each generation
+    elite_frac: float  # global elites added each generation
+    crossover_rate: float
+    smoothing: float  # G <- smoothing * G + (1 - smoothing) * elite update
+    workers: int  # individuals evaluated in parallel (processes, or one per GPU)
+
+    @classmethod
+    def from_section(cls, section: dict) -> "GAParams":
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(section) - set(names))
+        if unknown:
+            raise KeyError(f"config prune.ga: unknown keys {unknown}; known: {names}")
+        missing = [n for n in names if n not in section]
+        if missing:
+            raise KeyError(f"config prune.ga: missing keys {missing}")
+        params = cls(**{n: section[n] for n in names})
+        if params.population < 2:
+            raise ValueError(f"config prune.ga.population must be at least 2, got {params.population}")
+        return params
+
+    def search_params(self) -> dict:
+        """What the search's result depends on (``workers`` never changes it)."""
+        return {k: v for k, v in asdict(self).items() if k != "workers"}
+
+
 # keeps every head drawable by a mutation even when G has saturated at 0 or 1
 MUTATION_FLOOR = 0.05
 CHECKPOINT_VERSION = 1
@@ -150,37 +178,49 @@ class Interrupted(RuntimeError):
     """Raised by ``stop_after`` (tests): the search stopped as if the job was killed."""
 
 
-def _params(params: dict | None) -> dict:
-    merged = {**DEFAULTS, **(params or {})}
-    unknown = set(merged) - set(DEFAULTS)
-    if unknown:
-        raise KeyError(f"prune.ga: unknown keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    if merged["population"] < 2:
-        raise ValueError(f"prune.ga.population must be at least 2, got {merged['population']}")
-    return merged
+def _signature(n_layers: int, n_heads: int, n_prune: int, params: GAParams, seed: int) -> dict:
+    return {"version": CHECKPOINT_VERSION, "shape": [n_layers, n_heads], "n_prune": n_prune,
+            "params": params.search_params(), "seed": seed}
 
 
-def _signature(n_layers: int, n_heads: int, n_prune: int, params: dict, seed: int) -> dict:
-    search_params = {k: v for k, v in params.items() if k != "workers"}  # workers never change results
-    return {"version": CHECKPOINT_VERSION, "shape": [n_layers, n_heads], "n_prune": n_prune, "params": search_params, "seed": seed}
+class CheckpointStore:
+    """Where a search keeps its state: ``<path>`` (JSON, written atomically after every
+    generation) and ``<path>.journal`` (the fitness of each individual of the unfinished
+    generation, one line each, so a kill loses at most one evaluation)."""
 
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.journal = Journal(self.path.with_name(self.path.name + ".journal"))
 
-def _journal_path(checkpoint_path: Path) -> Path:
-    return checkpoint_path.with_name(checkpoint_path.name + ".journal")
+    def load(self, signature: dict) -> dict | None:
+        """The saved state of this very search, or None (none, or another search's)."""
+        if not self.path.exists():
+            return None
+        state = json.loads(self.path.read_text())
+        if state.get("signature") != signature:
+            log.warning("%s: checkpoint is for another search (%s); starting afresh", self.path, state.get("signature"))
+            return None
+        return state
 
+    def pending(self) -> dict[str, float]:
+        """Fitness values journalled in the unfinished generation."""
+        out = {}
+        for record in self.journal:
+            try:
+                out[record["mask"]] = float(record["fitness"])
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
 
-def _read_journal(path: Path) -> dict[str, float]:
-    """Fitness values of the unfinished generation; a torn last line (a kill) is ignored."""
-    done: dict[str, float] = {}
-    if not path.exists():
-        return done
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-            done[entry["mask"]] = float(entry["fitness"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue
-    return done
+    def record(self, key: str, fitness: float) -> None:
+        self.journal.append({"mask": key, "fitness": float(fitness)})
+
+    def save(self, state: dict) -> None:
+        write_json(self.path, state)
+        self.journal.reset()
+
+    def reset(self) -> None:
+        self.journal.reset()
 
 
 def search(
@@ -188,23 +228,27 @@ def search(
     n_heads: int,
     n_prune: int,
     fitness_fn: Callable[[np.ndarray], float] | None,
-    params: dict | None = None,
-    seed: int = 0,
-    checkpoint_path: str | Path | None = None,
+    params: GAParams,
+    seed: int,
+    store: CheckpointStore | None = None,
     evaluate_many: Callable[[list[np.ndarray]], list[float]] | None = None,
     *,
     progress: bool = False,
     stop_after: int | None = None,
+    reuse_fitness: bool = True,
 ) -> SearchResult:
     """Genetic search for the keep-mask ([n_layers, n_heads]) with the highest fitness.
 
     ``fitness_fn(mask) -> float`` scores one mask; ``evaluate_many(masks) -> fitnesses``, when
     given, scores several at once (parallel workers; called with at most ``workers`` masks
-    so each result is journalled soon). With ``checkpoint_path``, the state after every
-    generation is saved there (atomically) and a matching checkpoint is resumed from.
-    ``stop_after=k`` raises :class:`Interrupted` once generation ``k`` is checkpointed.
+    so each result is journalled soon). With a ``store``, the state after every generation
+    is saved there and a matching saved state is resumed from. ``stop_after=k`` raises
+    :class:`Interrupted` once generation ``k`` is saved. ``reuse_fitness=False`` trains
+    every individual even when its mask was scored before (benchmarks/speed.py measures
+    what the fitness cache saves); the search is otherwise the same.
     """
-    p = _params(params)
+    if not isinstance(params, GAParams):
+        params = GAParams.from_section(params)
     shape = (n_layers, n_heads)
     total = n_layers * n_heads
     if not 0 <= n_prune < total:
@@ -212,20 +256,13 @@ def search(
     if fitness_fn is None and evaluate_many is None:
         raise ValueError("give fitness_fn or evaluate_many")
     n_keep = total - n_prune
-    P = int(p["population"])
-    n_drop, n_elite = _count(p["drop_frac"], P), _count(p["elite_frac"], P)
+    P = params.population
+    n_drop, n_elite = _count(params.drop_frac, P), _count(params.elite_frac, P)
     n_drop = min(n_drop, P - 1)
-    chunk = max(1, int(p["workers"]))
-    signature = _signature(n_layers, n_heads, n_prune, p, seed)
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    journal = _journal_path(ckpt) if ckpt is not None else None
+    chunk = max(1, params.workers)
+    signature = _signature(n_layers, n_heads, n_prune, params, seed)
 
-    state = None
-    if ckpt is not None and ckpt.exists():
-        state = json.loads(ckpt.read_text())
-        if state.get("signature") != signature:
-            log.warning("%s: checkpoint is for another search (%s); starting afresh", ckpt, state.get("signature"))
-            state = None
+    state = store.load(signature) if store is not None else None
     rng = np.random.default_rng(seed)
     if state is None:
         population = [random_mask(total, n_prune, rng) for _ in range(P)]
@@ -236,10 +273,10 @@ def search(
         populations: list[list[str]] = []
         generation, since_best, stopped = 0, 0, None
         hits_total = 0
-        if journal is not None and journal.exists():
-            journal.unlink()
+        if store is not None:
+            store.reset()
     else:
-        log.info("%s: resuming at generation %d", ckpt, state["generation"])
+        log.info("%s: resuming at generation %d", store.path, state["generation"])
         rng.bit_generator.state = state["rng"]
         population = [key_mask(k, shape).ravel() for k in state["population"]]
         cache = {k: float(v) for k, v in state["cache"].items()}
@@ -248,11 +285,18 @@ def search(
         history, populations = state["history"], state["populations"]
         generation, since_best, stopped = state["generation"], state["since_best"], state["stopped"]
         hits_total = state["cache_hits"]
-    pending = _read_journal(journal) if journal is not None else {}
+    pending = store.pending() if store is not None else {}
 
     def evaluate(masks: list[np.ndarray]) -> tuple[list[float], int, int]:
         """Fitness of each mask: cached, journalled, or computed now (each distinct mask once)."""
         keys = [mask_key(m) for m in masks]
+        if not reuse_fitness:
+            for k in keys:  # score every individual again; the last score of a mask counts
+                cache.pop(k, None)
+                if evaluate_many is not None:
+                    pending[k] = float(evaluate_many([key_mask(k, shape)])[0])
+                else:
+                    pending[k] = float(fitness_fn(key_mask(k, shape)))
         fresh = [k for k in dict.fromkeys(keys) if k not in cache]
         hits = len(keys) - len(fresh)
         todo = [k for k in fresh if k not in pending]
@@ -263,39 +307,13 @@ def search(
             values = evaluate_many(part_masks) if evaluate_many is not None else [fitness_fn(m) for m in part_masks]
             for k, v in zip(part, values):
                 pending[k] = float(v)
-                if journal is not None:
-                    with open(journal, "a") as fh:
-                        fh.write(json.dumps({"mask": k, "fitness": float(v)}) + "\n")
-                        fh.flush()
+                if store is not None:
+                    store.record(k, v)
             bar.update(len(part))
         bar.close()
         for k in fresh:
             cache[k] = pending.pop(k)
         return [cache[k] for k in keys], len(fresh), hits
-
-    def save() -> None:
-        if ckpt is None:
-            return
-        write_json(
-            ckpt,
-            {
-                "signature": signature,
-                "generation": generation,
-                "population": [mask_key(m) for m in population],
-                "cache": cache,
-                "G": G.tolist(),
-                "best_key": best_key,
-                "best_fitness": best_fit if best_key is not None else None,
-                "since_best": since_best,
-                "stopped": stopped,
-                "history": history,
-                "populations": populations,
-                "cache_hits": hits_total,
-                "rng": rng.bit_generator.state,
-            },
-        )
-        if journal is not None and journal.exists():
-            journal.unlink()
 
     while stopped is None:
         t0 = time.perf_counter()
@@ -316,7 +334,7 @@ def search(
         fe = np.clip(f[elites], 0.0, None)
         w = fe / fe.sum() if fe.sum() > 0 else np.full(len(elites), 1.0 / len(elites))
         update = (w[:, None] * np.asarray([population[i] for i in elites], dtype=np.float64)).sum(0)
-        G = p["smoothing"] * G + (1.0 - p["smoothing"]) * update
+        G = params.smoothing * G + (1.0 - params.smoothing) * update
 
         populations.append([mask_key(m) for m in population])
         history.append(
@@ -336,14 +354,21 @@ def search(
             "generation %d: best %.4f mean %.4f best-ever %.4f diversity %.3f (%d new, %d cached)",
             generation, f[order[0]], f.mean(), best_fit, history[-1]["diversity"], n_new, hits,
         )
-        if since_best >= p["patience"]:
+        if since_best >= params.patience:
             stopped = "plateau"
-        elif generation + 1 >= p["generations"]:
+        elif generation + 1 >= params.generations:
             stopped = "cap"
         else:
-            population = _next_generation(population, order, cache, G, P, n_drop, n_elite, p["crossover_rate"], rng)
+            population = _next_generation(population, order, cache, G, P, n_drop, n_elite, params.crossover_rate, rng)
         generation += 1
-        save()
+        if store is not None:
+            store.save({
+                "signature": signature, "generation": generation, "population": [mask_key(m) for m in population],
+                "cache": cache, "G": G.tolist(), "best_key": best_key,
+                "best_fitness": best_fit if best_key is not None else None, "since_best": since_best,
+                "stopped": stopped, "history": history, "populations": populations, "cache_hits": hits_total,
+                "rng": rng.bit_generator.state,
+            })
         if stop_after is not None and generation >= stop_after and stopped is None:
             raise Interrupted(f"stopped after generation {generation - 1}")
 
@@ -401,28 +426,33 @@ def _worker_init(task: PruneTask, threads: int, devices) -> None:
 
 
 def _worker_score(mask: np.ndarray) -> float:
-    return float(score_mask(_WORKER_TASK, mask)["f1"])
+    return float(score_mask(_WORKER_TASK, mask)[_WORKER_TASK.metric])
 
 
-def _model_layout(model_dir) -> tuple[int, int]:
-    from transformers import AutoConfig
-
-    cfg = AutoConfig.from_pretrained(str(model_dir))
-    return cfg.num_hidden_layers, cfg.num_attention_heads
+def worker_devices(device: str, workers: int, cuda_devices: int) -> list[str] | None:
+    """The device of each parallel worker: one visible GPU each when the job runs on CUDA
+    and sees several (``cuda:0..n-1`` index the job's own visible devices, e.g. what SLURM
+    put in CUDA_VISIBLE_DEVICES), else None (every worker on ``device``, e.g. CPU
+    processes sharing the job's cores). Never more workers than GPUs."""
+    if not str(device).startswith("cuda") or cuda_devices < 2 or workers < 2:
+        return None
+    return [f"cuda:{i}" for i in range(min(workers, cuda_devices))]
 
 
 def run(task: PruneTask) -> PruneResult:
-    """The GA as a pruning method: fitness = validation F1 from :func:`score_mask`."""
+    """The GA as a pruning method: fitness = the config's ``metric`` on the validation
+    subset after the shared short training (:func:`score_mask`)."""
+    from transformers import AutoConfig
 
-
-    p = _params(task.params)
-    n_layers, n_heads = _model_layout(task.model_dir)
+    params = GAParams.from_section(task.params)
+    config = AutoConfig.from_pretrained(str(task.model_dir))
+    n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
     n_prune = n_pruned(n_layers * n_heads, task.rate)
-    ckpt = Path(task.workdir) / "ga_checkpoint.json" if task.workdir is not None else None
-    workers = int(p["workers"])
+    store = CheckpointStore(Path(task.workdir) / "ga_checkpoint.json") if task.workdir is not None else None
+    workers = params.workers
 
     def fitness(mask: np.ndarray) -> float:
-        return float(score_mask(task, mask)["f1"])
+        return float(score_mask(task, mask)[task.metric])
 
     pool = manager = None
     evaluate_many = None
@@ -433,21 +463,22 @@ def run(task: PruneTask) -> PruneResult:
 
         ctx = mp.get_context("spawn")
         devices = None
-        if str(task.device).startswith("cuda") and torch.cuda.device_count() > 1:
-            workers = min(workers, torch.cuda.device_count())
+        gpus = worker_devices(task.device, workers, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        if gpus is not None:
+            workers = len(gpus)
             manager = ctx.Manager()
             devices = manager.Queue()
-            for i in range(workers):
-                devices.put(f"cuda:{i}")
+            for d in gpus:
+                devices.put(d)
         threads = max(1, int(task.threads) // workers)
         pool = ctx.Pool(workers, initializer=_worker_init, initargs=(task, threads, devices))
 
         def evaluate_many(masks: list[np.ndarray]) -> list[float]:
             return pool.map(_worker_score, masks, chunksize=1)
 
-    log.info("GA: %dx%d heads, prune %d, params %s, %d worker(s)", n_layers, n_heads, n_prune, p, workers)
+    log.info("GA: %dx%d heads, prune %d, %s, %d worker(s), fitness %s", n_layers, n_heads, n_prune, params, workers, task.metric)
     try:
-        result = search(n_layers, n_heads, n_prune, fitness, p, seed=task.seed, checkpoint_path=ckpt,
+        result = search(n_layers, n_heads, n_prune, fitness, params, task.seed, store,
                         evaluate_many=evaluate_many, progress=task.progress)
     finally:
         if pool is not None:
@@ -461,6 +492,7 @@ def run(task: PruneTask) -> PruneResult:
         history=result.history,
         extras={
             "best_fitness": result.best_fitness,
+            "fitness_metric": task.metric,
             "G": result.G.tolist(),
             "evaluations": result.evaluations,
             "cache_hits": result.cache_hits,

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import torch
 
-from ..model.training import TrainConfig, evaluate, train
+from ..model.training import TrainConfig, attention_for_training, evaluate, train
 from .task import PruneTask
 from ..model.heads import prune_heads
 from ..model.sources import load_classifier, load_tokenizer
@@ -30,13 +30,14 @@ def score_mask(
     """
     cfg = cfg or task.train_cfg
     start = time.perf_counter()
-    model = load_classifier(task.model_dir, seed=cfg.seed)
+    model = load_classifier(task.model_dir, seed=cfg.seed, attn_implementation=attention_for_training(task.device))
     if head_keep is not None and not np.asarray(head_keep).all():
         prune_heads(model, head_keep)
     model.to(task.device)
     tokenizer = load_tokenizer(task.model_dir)
     stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, weight_masks=weight_masks, progress=False)
-    metrics = evaluate(model, tokenizer, task.valid_texts, task.valid_labels, max_length=cfg.max_length)
+    metrics = evaluate(model, tokenizer, task.valid_texts, task.valid_labels, max_length=cfg.max_length, dtype=cfg.dtype)
+    metrics.pop("predictions")
     metrics["train_seconds"] = stats["seconds"]
     metrics["seconds"] = time.perf_counter() - start
     return metrics

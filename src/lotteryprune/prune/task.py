@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import method_params
 from ..model.training import TrainConfig
 
 
 @dataclass
 class PruneTask:
-    """Everything a method may use. ``rate`` is the fraction of heads (or weights) removed."""
+    """Everything a method may use. ``rate`` is the percent of heads (or weights) removed,
+    as in ``prune.rates``; ``seed`` is this search's seed (``prune.seeds``)."""
 
     model_dir: str
     train_texts: Sequence[str]  # the lottery sample
@@ -27,9 +27,10 @@ class PruneTask:
     valid_texts: Sequence[str]  # the validation subset masks are scored on
     valid_labels: Sequence[int]
     rate: float
-    train_cfg: TrainConfig
-    params: dict = field(default_factory=dict)  # the method's own config section
-    seed: int = 0
+    train_cfg: TrainConfig  # the short training every mask is scored with (prune.train)
+    params: dict  # the method's own config section (prune.<method>)
+    seed: int
+    metric: str  # the validation metric a search maximises (config `metric`)
     workdir: Path | None = None  # for checkpoints (resume after a kill)
     device: str = "cpu"
     threads: int = 1
@@ -45,10 +46,11 @@ class PruneResult:
     extras: dict = field(default_factory=dict)  # anything else worth recording (scores, ...)
 
     def achieved_rate(self) -> float:
+        """Percent of heads (or weights) removed."""
         if self.unit == "weights":
             total = sum(m.numel() for m in self.weight_masks.values())
-            return 1.0 - sum(int(m.sum()) for m in self.weight_masks.values()) / total
-        return 1.0 - float(self.head_keep.mean())
+            return 100.0 * (1.0 - sum(int(m.sum()) for m in self.weight_masks.values()) / total)
+        return 100.0 * (1.0 - float(self.head_keep.mean()))
 
 
 def lottery_rows(split_df: pd.DataFrame, sample_ids: Sequence[str]) -> pd.DataFrame:
@@ -80,43 +82,44 @@ def valid_subset(split_df: pd.DataFrame, size: int | None, seed: int) -> pd.Data
     return valid.iloc[np.sort(rows)].reset_index(drop=True)
 
 
-def prune_fraction(rate: float) -> float:
-    """A prune rate from the config / wildcard (percent, 1..99) as a fraction."""
-    rate = float(rate)
-    if not 1 <= rate < 100:
-        raise ValueError(f"prune rate is a percent in [1, 100) (as in prune.rates), got {rate}")
-    return rate / 100.0
-
-
 def build_task(
     split_df: pd.DataFrame,
     sample_ids: Sequence[str],
-    config: dict,
-    rate: float,
+    *,
     model_dir: str | Path,
-    method: str,
+    rate: float,
+    seed: int,
+    params: dict,
+    train: dict,
+    valid_size: int | None,
+    metric: str,
+    max_length: int,
+    dtype: str,
     workdir: str | Path | None = None,
     device: str = "cpu",
     threads: int = 1,
     progress: bool = True,
 ) -> PruneTask:
-    """The pruning task of one job. ``rate`` is the prune rate in percent (e.g. 70)."""
-    prune = config["prune"]
-    train = lottery_rows(split_df, sample_ids)
-    valid = valid_subset(split_df, prune.get("fitness_valid_size"), int(config["seed"]))
-    train_cfg = TrainConfig.from_dict(dict(prune["train"]), max_length=int(config["model"].get("max_length", 64)), seed=int(config["seed"]))
+    """The pruning task of one search: the lottery rows, a stratified validation subset
+    (seeded by ``seed``), the short-training recipe of ``prune.train`` (``train``) and the
+    method's own section (``params``). ``rate`` is a percent."""
+    if not 0 < float(rate) < 100:
+        raise ValueError(f"prune rate is a percent in (0, 100) (as in prune.rates), got {rate}")
+    rows = lottery_rows(split_df, sample_ids)
+    valid = valid_subset(split_df, valid_size, seed)
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     return PruneTask(
         model_dir=str(model_dir),
-        train_texts=train["text"].astype(str).tolist(),
-        train_labels=train["label"].astype(int).tolist(),
+        train_texts=rows["text"].astype(str).tolist(),
+        train_labels=rows["label"].astype(int).tolist(),
         valid_texts=valid["text"].astype(str).tolist(),
         valid_labels=valid["label"].astype(int).tolist(),
-        rate=prune_fraction(rate),
-        train_cfg=train_cfg,
-        params=method_params(config, method),
-        seed=int(config["seed"]),
+        rate=float(rate),
+        train_cfg=TrainConfig.from_section(train, name="prune.train", max_length=max_length, seed=seed, dtype=dtype),
+        params=dict(params),
+        seed=int(seed),
+        metric=metric,
         workdir=Path(workdir) if workdir is not None else None,
         device=str(device),
         threads=int(threads),

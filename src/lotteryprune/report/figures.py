@@ -28,40 +28,59 @@ def _rate_label(rate) -> str:
     return f"{value:g}%"
 
 
-def figure7(agg: pd.DataFrame, reference_f1: float, path: str | Path) -> None:
-    """Test F1 vs prune rate, one line per method and augmentation; unpruned F1 dashed."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for (method, aug), group in agg.groupby(["method", "augmentation"], sort=True):
-        group = group.sort_values("rate")
-        style = "-" if method == "ga" else ":"
-        width = 2.2 if method == "ga" else 1.2
-        ax.errorbar(
-            group["rate"], group["test_f1"], yerr=group["test_f1_ci95"].fillna(0),
-            label=f"{method}" + ("" if aug == "none" else f" + {aug}"), linestyle=style, linewidth=width, marker="o", markersize=3, capsize=2,
-        )
-    ax.axhline(reference_f1, color="black", linestyle="--", linewidth=1.2, label="unpruned")
-    ax.set_xlabel("heads pruned (%)  [weights for seven]")
-    ax.set_ylabel("test F1 (positive class)")
-    ax.set_title("Figure 7: test F1 vs prune rate")
+def figure7(results, path: str | Path) -> list[str]:
+    """The metric vs prune rate, one line per method and augmentation (mean over runs with
+    its 95% bootstrap interval); the unpruned reference dashed, its interval shaded."""
+    s = results.settings
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ref_mean, ref_low, ref_high = results.interval(results.reference("none"))
+    groups: dict[tuple, list] = {}
+    for cell in results.cells.values():
+        if cell.method != "unpruned" and cell.selection == s.selection:
+            groups.setdefault((cell.method, cell.augmentation), []).append(cell)
+    for (method, aug), cells in sorted(groups.items()):
+        cells = sorted(cells, key=lambda c: c.rate)
+        rates = [c.rate for c in cells]
+        stats = [results.interval(c) for c in cells]
+        mean = np.array([m for m, _, _ in stats])
+        err = np.array([[m - lo for m, lo, _ in stats], [hi - m for m, _, hi in stats]])
+        ax.errorbar(rates, mean, yerr=err, label=method + ("" if aug == "none" else f" + {aug}"),
+                    linestyle="-" if method == "ga" else ":", linewidth=2.2 if method == "ga" else 1.2,
+                    marker="o", markersize=3, capsize=2)
+    ax.axhline(ref_mean, color="black", linestyle="--", linewidth=1.2, label="unpruned")
+    ax.axhspan(ref_low, ref_high, color="black", alpha=0.08)
+    ax.set_xlabel("heads pruned (%)  [weights for weight-level methods]")
+    ax.set_ylabel(f"test {s.metric} (mean over runs, 95% interval)")
+    ax.set_title("Figure 7: test score vs prune rate")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower left")
-    save_figure(fig, path)
+    return save_figure(fig, path)
 
 
-def figure8(agg: pd.DataFrame, bench: pd.DataFrame, path: str | Path) -> None:
-    """Training time (final fine-tuning) and inference latency vs prune rate."""
+def figure8(results, bench: dict, path: str | Path) -> list[str]:
+    """Fine-tuning time and inference latency vs prune rate (no augmentation)."""
+    s = results.settings
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for method, group in agg.groupby("method", sort=True):
-        group = group.sort_values("rate")
-        left.plot(group["rate"], group["train_seconds"] / 60, marker="o", markersize=3, label=method)
+    by_method: dict[str, list] = {}
+    for cell in results.cells.values():
+        if cell.method != "unpruned" and cell.selection == s.selection and cell.augmentation == "none":
+            by_method.setdefault(cell.method, []).append(cell)
+    for method, cells in sorted(by_method.items()):
+        cells = sorted(cells, key=lambda c: c.rate)
+        left.plot([c.rate for c in cells], [c.train_seconds / 60 for c in cells], marker="o", markersize=3, label=method)
+    unpruned = []
+    for method, b in sorted(bench.items()):
+        per_rate: dict[int, list[float]] = {}
+        for e in b["entries"]:
+            per_rate.setdefault(int(e["rate"]), []).append(e["pruned"]["latency_s"] * 1e3)
+            unpruned.append(e["unpruned"]["latency_s"] * 1e3)
+        rates = sorted(per_rate)
+        right.plot(rates, [np.mean(per_rate[r]) for r in rates], marker="o", markersize=3, label=method)
+    if unpruned:
+        right.axhline(float(np.median(unpruned)), color="black", linestyle="--", linewidth=1.2, label="unpruned")
     left.set_xlabel("prune rate (%)")
-    left.set_ylabel("fine-tuning time (min)")
+    left.set_ylabel("fine-tuning time per run (min)")
     left.set_title("training time")
-    for method, group in bench.groupby("method", sort=True):
-        group = group.sort_values("rate")
-        right.plot(group["rate"], group["pruned_ms"], marker="o", markersize=3, label=method)
-    if not bench.empty:
-        right.axhline(bench["unpruned_ms"].median(), color="black", linestyle="--", linewidth=1.2, label="unpruned")
     right.set_xlabel("prune rate (%)")
     right.set_ylabel("inference latency per batch (ms)")
     right.set_title("inference time (same batch size)")
@@ -69,31 +88,34 @@ def figure8(agg: pd.DataFrame, bench: pd.DataFrame, path: str | Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("Figure 8: training and inference time vs prune rate")
-    save_figure(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_fitness_history(histories: dict, path) -> list[str]:
-    """Best-ever, generation best and generation mean validation F1 per generation, one
-    colour per prune rate. ``histories`` maps rate (percent or fraction) to the GA's history
-    (list of dicts with ``generation``, ``best``, ``mean``, ``best_ever``)."""
+def plot_fitness_history(histories: dict, path, metric: str = "validation score") -> list[str]:
+    """Best-ever and population-mean validation score per generation, one colour per prune
+    rate, one line per search seed. ``histories`` maps a rate (percent) to the GA's history
+    (list of dicts with ``generation``, ``mean``, ``best_ever``) or to a list of them."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     cmap = plt.get_cmap("viridis")
     rates = sorted(histories, key=float)
     for i, rate in enumerate(rates):
-        hist = histories[rate]
-        if not hist:
-            continue
+        runs = histories[rate]
+        if runs and isinstance(runs[0], dict):
+            runs = [runs]
         colour = cmap(0.85 * i / max(1, len(rates) - 1))  # the top of viridis is too pale
-        gen = [h["generation"] for h in hist]
-        ax.plot(gen, [h["best_ever"] for h in hist], color=colour, lw=2, label=f"{_rate_label(rate)} pruned")
-        ax.plot(gen, [h["mean"] for h in hist], color=colour, lw=1, ls=":", alpha=0.8)
+        for k, hist in enumerate(runs):
+            if not hist:
+                continue
+            gen = [h["generation"] for h in hist]
+            ax.plot(gen, [h["best_ever"] for h in hist], color=colour, lw=2, label=f"{_rate_label(rate)} pruned" if k == 0 else None)
+            ax.plot(gen, [h["mean"] for h in hist], color=colour, lw=1, ls=":", alpha=0.8)
     ax.plot([], [], color="grey", lw=2, label="best so far")
     ax.plot([], [], color="grey", lw=1, ls=":", label="population mean")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
-    ax.set_ylabel("validation F1 (lottery-sample training)")
+    ax.set_ylabel(f"validation {metric} (lottery-sample training)")
     ax.set_title("Genetic head search")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
