@@ -21,6 +21,7 @@ import torch
 from lotteryprune import runtime, zeroshot
 from lotteryprune.model.sources import resolve_source
 
+TEMPLATE = "This example is {label}."  # config/config.yaml's zeroshot.template
 WORDS = ("i you we love hate this that day night so much really good bad great awful work home "
          "tired happy sad lol omg finally again never always today tomorrow game movie friends "
          "music rain sun coffee school weekend can't wait miss my new old").split()
@@ -91,7 +92,7 @@ def main():
         print(f"nsp (bert-base shape): naive {r_slow:.1f} pairs/s (fp32, one pair per forward pass)")
         for dtype in args.dtypes:
             model = copy.deepcopy(naive_model)  # the scorer casts its model to its dtype
-            cfg = zeroshot.ZeroShotConfig(scorer="nsp", batch_size=args.batch_size, max_length=64, dtype=dtype)
+            cfg = zeroshot.ZeroShotConfig(scorer="nsp", template=TEMPLATE, batch_size=args.batch_size, chunk_size=4096, max_length=64, dtype=dtype)
             scorer = zeroshot.NSPScorer(model, tok, emotions, cfg, progress=False)
             scorer.score_raw(texts[:4])  # warm-up
             fast, t_fast = timed(lambda: scorer.score_raw(texts))
@@ -103,7 +104,7 @@ def main():
             )
     if args.only in (None, "similarity"):
         model = AutoModel.from_pretrained(minilm).eval()
-        cfg = zeroshot.ZeroShotConfig(scorer="similarity", batch_size=args.batch_size, max_length=64)
+        cfg = zeroshot.ZeroShotConfig(scorer="similarity", template=TEMPLATE, batch_size=args.batch_size, chunk_size=4096, max_length=64, dtype="float32")
         scorer = zeroshot.SimilarityScorer(model, tok, emotions, cfg, progress=False)
         scorer.score_raw(texts[:4])
         fast, t_fast = timed(lambda: scorer.score_raw(texts))

@@ -29,10 +29,10 @@ rule compress:
         method=lambda wc: wc.compressor,
         settings=compress_settings,
         boundary=lambda wc: (
-            config["compress"].get("boundary", 0.5) if wc.compressor == "lda" else None
+            config["compress"]["boundary"] if wc.compressor == "lda" else None
         ),
         code_threshold=lambda wc: (
-            config["compress"].get("code_threshold", "anchor")
+            config["compress"]["code_threshold"]
             if wc.compressor in ("pca", "ae", "vae")
             else None
         ),

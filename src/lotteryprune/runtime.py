@@ -81,4 +81,4 @@ def start(snakemake, name: str | None = None) -> logging.Logger:
 def device(config: dict) -> str:
     from .model.device import pick_device
 
-    return str(pick_device(config.get("device", "auto")))
+    return str(pick_device(config["device"]))

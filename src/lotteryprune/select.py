@@ -170,7 +170,7 @@ def select(
 # --------------------------------------------------------------------------- embeddings and figure
 
 
-def embed_train(model_dir: str, texts: Sequence[str], *, batch_size: int = 128, max_length: int = 64, device: str = "cpu", progress: bool = True) -> np.ndarray:
+def embed_train(model_dir: str, texts: Sequence[str], *, batch_size: int, max_length: int, device: str, progress: bool = True) -> np.ndarray:
     """Embeddings of ``texts`` by the pretrained encoder (:func:`lotteryprune.embed.embed_texts`)."""
     import torch
     from transformers import AutoModel
@@ -183,7 +183,7 @@ def embed_train(model_dir: str, texts: Sequence[str], *, batch_size: int = 128, 
     return embed_texts(model, tokenizer, texts, batch_size=batch_size, max_length=max_length, progress=progress)
 
 
-def umap_coords(embeddings: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0) -> np.ndarray:
+def umap_coords(embeddings: np.ndarray, *, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
     """2-D UMAP map of the embeddings (cosine metric, seeded)."""
     import umap
 
@@ -265,7 +265,7 @@ def aligned_embeddings(path, ids: Sequence[str]) -> np.ndarray:
 
 
 def selection_figure(embeddings: np.ndarray, ids: Sequence[str], labels: Sequence[int], records: Sequence[dict], path,
-                     *, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0) -> list[str]:
+                     *, n_neighbors: int, min_dist: float, seed: int) -> list[str]:
     """UMAP of the train embeddings with every selection record's picks marked (by rate)."""
     pos = {str(i): k for k, i in enumerate(ids)}
     picks = {}

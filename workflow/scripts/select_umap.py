@@ -14,8 +14,8 @@ select.selection_figure(
     train["label"].tolist(),
     records,
     snakemake.output.png,
-    n_neighbors=p.umap.get("n_neighbors", 15),
-    min_dist=p.umap.get("min_dist", 0.1),
+    n_neighbors=p.umap["n_neighbors"],
+    min_dist=p.umap["min_dist"],
     seed=p.seed,
 )
 log.info("selection map of %d selections written", len(records))

@@ -172,11 +172,11 @@ class _AE(nn.Module):
 
 
 def _fit_autoencoder(train, valid, emotions, params, seed, variational: bool):
-    hidden = int(params.get("hidden", 16))
-    epochs = int(params.get("epochs", 60))
-    lr = float(params.get("lr", 5e-3))
-    batch_size = int(params.get("batch_size", 256))
-    beta = float(params.get("beta", 1.0))
+    hidden = int(params["hidden"])
+    epochs = int(params["epochs"])
+    lr = float(params["lr"])
+    batch_size = int(params["batch_size"])
+    beta = float(params["beta"]) if variational else 0.0  # the plain autoencoder has no KL term
     x_tr = emotion_matrix(train, emotions)
     # centre per emotion, one pooled scale: labels keep their relative spread
     mean, scale = x_tr.mean(0), float(x_tr.std()) or 1.0

@@ -43,10 +43,10 @@ def fit_lda(train, valid, emotions, params, seed, boundary: float = 0.5):
     from gensim.corpora import Dictionary
     from gensim.models import LdaModel
 
-    num_topics = params.get("num_topics", [4, 8, 16])
+    num_topics = params["num_topics"]
     num_topics = [int(k) for k in (num_topics if isinstance(num_topics, (list, tuple)) else [num_topics])]
-    passes = int(params.get("passes", 5))
-    min_count = int(params.get("min_count", 2))
+    passes = int(params["passes"])
+    min_count = int(params["min_count"])
     pos_words = {_word(e) for e in emotions.positive}
     neg_words = {_word(e) for e in emotions.negative}
     docs_tr = lda_documents(train, emotions, boundary)

@@ -11,20 +11,26 @@ SCORERS = ("nsp", "similarity")
 
 @dataclass
 class ZeroShotConfig:
-    scorer: str = "similarity"
-    template: str = "This example is {label}."
-    batch_size: int = 128  # nsp: (text, hypothesis) pairs per forward pass; similarity: texts per pass
-    chunk_size: int = 4096  # texts per resumable chunk
-    max_length: int = 64  # tokens of the whole input (nsp: the pair; similarity: the text)
-    dtype: str = "float32"  # float32 | bfloat16 | auto (bf16 where the hardware runs it natively)
+    """Config section ``zeroshot`` plus ``model.max_length``; no field has a default."""
+
+    scorer: str  # nsp | similarity
+    template: str  # "This example is {label}."
+    batch_size: int  # nsp: (text, hypothesis) pairs per forward pass; similarity: texts per pass
+    chunk_size: int  # texts per resumable chunk
+    max_length: int  # tokens of the whole input (nsp: the pair; similarity: the text)
+    dtype: str  # float32 | bfloat16 | auto (bf16 where the hardware runs it natively)
 
     @classmethod
     def from_dict(cls, d: dict, **overrides) -> ZeroShotConfig:
         known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
+        values = {**d, **overrides}
+        unknown = set(values) - known
         if unknown:
-            raise KeyError(f"zeroshot: unknown keys {sorted(unknown)}")
-        cfg = cls(**{**d, **overrides})
+            raise KeyError(f"config zeroshot: unknown keys {sorted(unknown)}")
+        missing = sorted(known - set(values))
+        if missing:
+            raise KeyError(f"config zeroshot: missing keys {missing}")
+        cfg = cls(**values)
         if cfg.scorer not in SCORERS:
             raise ValueError(f"zeroshot.scorer: {cfg.scorer!r} is not one of {SCORERS}")
         if "{label}" not in cfg.template:
