@@ -146,12 +146,12 @@ def test_snakemake_report_bundles_tables_and_figures(completed):
     assert html.stat().st_size > 100_000
 
 
-def _kill_when(workdir: Path, target: str, ready, timeout: float = 600) -> bool:
+def _kill_when(workdir: Path, target: str, ready, timeout: float = 600, config: tuple[str, ...] = ("config/tiny.yaml",)) -> bool:
     """Start snakemake on ``target``; SIGKILL its whole process group once ``ready()``.
 
     Returns True if the kill landed before the job finished.
     """
-    cmd = [SNAKEMAKE, "--cores", "1", target, "--configfile", "config/tiny.yaml"]
+    cmd = [SNAKEMAKE, "--cores", "1", target, "--configfile", *config]
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     try:
@@ -223,3 +223,39 @@ def test_killed_zeroshot_job_resumes_from_its_chunks(completed):
 
     info = json.loads((completed / "results" / "zeroshot" / "raw" / "labelled.json").read_text())
     assert kept >= 2 and info["chunks_reused"] >= 2
+
+
+def test_killed_finetune_job_leaves_nothing_complete_and_saved_models_reload(completed):
+    """With finetune.save_model, kill -9 the reference cell once its first model is saved:
+    no metrics, predictions or models directory is left that looks complete; the rerun
+    writes every run's model with save_pretrained, and each reloads to the predictions
+    the job recorded for it."""
+    import json
+
+    import torch
+
+    from lotteryprune.model.sources import load_classifier, load_tokenizer
+    from lotteryprune.model.training import predict_logits
+
+    overlay = _overlay(completed, "save.yaml", {"finetune": {"save_model": True}})
+    cell = completed / "results" / "finetune" / "unpruned" / "none"
+    target = str((cell / "metrics.json").relative_to(completed))
+    staged = cell / "models.partial"
+    killed = _kill_when(completed, target, lambda: staged.is_dir() and any(staged.iterdir()), config=tuple(overlay[1:]))
+    assert killed, "the fine-tuning job finished before it could be killed"
+    assert not (cell / "metrics.json").exists() and not (cell / "predictions.parquet").exists()
+    assert not (cell / "models").exists()
+    _snakemake(completed, target, *overlay)
+    metrics = json.loads((cell / "metrics.json").read_text())
+    predictions = pd.read_parquet(cell / "predictions.parquet")
+    split = pd.read_parquet(completed / "results" / "data" / "split.parquet")
+    test = split[split["split"] == "test"]
+    saved = sorted((cell / "models").iterdir())
+    assert [p.name for p in saved] == [f"seed{r['search_seed']}-{r['finetune_seed']}" for r in metrics["runs"]]
+    torch.set_num_threads(1)
+    for run, path in zip(metrics["runs"], saved):
+        model = load_classifier(path)
+        logits = predict_logits(model, load_tokenizer(path), test["text"].tolist(),
+                                max_length=run["config"]["train"]["max_length"], dtype=run["config"]["train"]["dtype"])
+        recorded = predictions[(predictions["search_seed"] == run["search_seed"]) & (predictions["finetune_seed"] == run["finetune_seed"])]
+        assert (logits.argmax(1) == recorded["pred"].to_numpy()).all()

@@ -1,3 +1,5 @@
+"""Fetch one dataset's raw file and verify its size and sha256 before anything reads it (rule download)."""
+
 from lotteryprune import data, io, runtime
 
 log = runtime.start(snakemake)

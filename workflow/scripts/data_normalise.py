@@ -1,3 +1,5 @@
+"""Parse one raw source into id/text/label/source and report every dropped row by reason (rule normalise)."""
+
 from lotteryprune import data, io, runtime
 
 log = runtime.start(snakemake)

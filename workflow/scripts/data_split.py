@@ -1,3 +1,5 @@
+"""The stratified, seeded train/valid/test split of the labelled data (rule split)."""
+
 import pandas as pd
 
 from lotteryprune import data, io, runtime

@@ -1,3 +1,5 @@
+"""Resolve model.source into one local checkpoint every later stage reads (rule pretrained_model)."""
+
 import shutil
 from pathlib import Path
 

@@ -1,3 +1,5 @@
+"""Embed the train split once with the pretrained encoder, for K-means selection and the map (rule embed)."""
+
 import pandas as pd
 
 from lotteryprune import runtime, select

@@ -1,3 +1,5 @@
+"""Pick one lottery sample: seeded random rows or the rows nearest K-means centres (rule select)."""
+
 import pandas as pd
 
 from lotteryprune import io, runtime, select

@@ -1,3 +1,5 @@
+"""A UMAP map of the train embeddings with every selector's picks (rule select_umap)."""
+
 import pandas as pd
 
 from lotteryprune import io, runtime, select
