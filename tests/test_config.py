@@ -46,7 +46,8 @@ def test_paper_overlay_merges_key_by_key():
     assert config["data"]["labelled"]["format"] == "sentiment140"
     assert config["data"]["labelled"]["sha256"] == "004a3772c8a7ff9bbfeb875880f47f0679d93fc63e5cf9cff72d54a8a6162e57"
     assert config["select"]["umap"] == {"n_neighbors": 15, "min_dist": 0.1}  # not in paper.yaml: kept from config.yaml
-    assert config["prune"]["seven"] == {"a1": 0.8, "a2": 0.9, "eps": 1.0e-8, "epochs": 3, "start_frac": 0.1, "end_frac": 0.7, "include_pooler": True}
+    # paper.yaml names epochs and the window; a1, a2, eps and include_pooler come from config.yaml
+    assert config["prune"]["seven"] == {"a1": 0.8, "a2": 0.8, "eps": 1.0e-9, "epochs": 10, "start_frac": 0.0475, "end_frac": 0.2375, "include_pooler": True}
 
 
 def test_tiny_overlay_keeps_the_default_data_sources():

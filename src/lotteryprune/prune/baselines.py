@@ -1,6 +1,8 @@
-"""Head-pruning baselines: random, iterative magnitude, gradient importance, attention
-entropy and attention to [SEP] (the baselines of MCAP, seed 003; magnitude after seed 002;
-importance after Michel et al. 2019).
+"""Head-pruning baselines: random, gradient importance (Michel et al. 2019), attention
+entropy and attention to [SEP] (paper 003's baselines 4 and 5, with their orders reversed as
+the named variants ``entropy_reversed`` and ``sep_reversed``), and ``magnitude_heads``, a
+head-level adaptation of magnitude pruning (paper 002's own, weight-level method is
+:mod:`lotteryprune.prune.magnitude`).
 
 Every method returns a keep-mask over heads with exactly ``n_pruned(L*H, rate)``
 heads removed. Ties in a score are broken deterministically: among equal scores the head
@@ -18,10 +20,10 @@ import torch
 
 from ..model import attention
 from ..model.batching import collate, encode, length_sorted_batches
-from ..model.training import train
-from .task import PruneResult, PruneTask
 from ..model.heads import gated, head_layout, layers_of, n_pruned, random_keep_mask
 from ..model.sources import load_classifier, load_tokenizer
+from ..model.training import attention_for_training, train
+from .task import PruneResult, PruneTask
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,8 @@ def _layout(model_dir) -> tuple[int, int]:
 
 
 def _load(task: PruneTask, *, eager: bool = False):
-    kwargs = {"attn_implementation": "eager"} if eager else {}
-    model = load_classifier(task.model_dir, seed=task.train_cfg.seed, **kwargs)
+    attn = "eager" if eager else attention_for_training(task.device)
+    model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation=attn)
     model.to(task.device)
     return model, load_tokenizer(task.model_dir)
 
@@ -76,16 +78,13 @@ def _slices(target: int, steps: int) -> list[int]:
 
 
 def run_random(task: PruneTask) -> PruneResult:
-    """One seeded random keep-mask (draw 0). ``draws`` seeded masks go to extras so the
-    caller can score them and report the mean over draws; draw 0 is the returned mask."""
+    """One random keep-mask with exactly the rate's number of heads removed. Each search
+    seed is one draw (``prune.random.draws`` of them), seeded by (seed, rate) so draws at
+    different rates are independent."""
     start = time.perf_counter()
     layers, heads = _layout(task.model_dir)
-    draws = int(task.params.get("draws", 1))
-    masks = [random_keep_mask(layers, heads, task.rate, np.random.default_rng([task.seed, i])) for i in range(draws)]
-    return PruneResult(
-        head_keep=masks[0],
-        extras={"draws": [m.astype(int).tolist() for m in masks], "seconds": time.perf_counter() - start},
-    )
+    rng = np.random.default_rng([task.seed, int(round(task.rate * 100))])
+    return PruneResult(head_keep=random_keep_mask(layers, heads, task.rate, rng), extras={"seconds": time.perf_counter() - start})
 
 
 # --------------------------------------------------------------------------- magnitude
@@ -107,12 +106,13 @@ def head_magnitudes(model) -> np.ndarray:
     return np.stack(rows)
 
 
-def run_magnitude(task: PruneTask) -> PruneResult:
-    """Iterative head magnitude pruning: prune a slice of the lowest-magnitude heads, fine-tune
-    (pruned heads gated to 0) on the lottery sample for ``epochs / steps``, repeat until the
-    rate. A head's magnitude is the L1 of its Q/K/V rows and output columns per parameter."""
+def run_magnitude_heads(task: PruneTask) -> PruneResult:
+    """Iterative head magnitude pruning (ours, not a paper's method: paper 002 prunes
+    weights): prune a slice of the lowest-magnitude heads, fine-tune (pruned heads gated to
+    0) on the lottery sample for ``epochs / steps``, repeat until the rate. A head's
+    magnitude is the L1 of its Q/K/V rows and output columns per parameter."""
     start = time.perf_counter()
-    steps = int(task.params.get("steps", 3))
+    steps = int(task.params["steps"])
     model, tokenizer = _load(task)
     layers, heads = head_layout(model)
     keep = np.ones((layers, heads), dtype=bool)
@@ -175,10 +175,10 @@ def run_importance(task: PruneTask) -> PruneResult:
     ``steps`` times: score the heads with the pruned ones gated to 0, prune the next slice.
     """
     start = time.perf_counter()
-    steps = int(task.params.get("steps", 3))
+    steps = int(task.params["steps"])
     model, tokenizer = _load(task)
     train_seconds = 0.0
-    if task.params.get("finetune", True):
+    if task.params["finetune"]:
         train_seconds = train(model, tokenizer, task.train_texts, task.train_labels, task.train_cfg, progress=task.progress, desc="importance fine-tune")["seconds"]
     layers, heads = head_layout(model)
     keep = np.ones((layers, heads), dtype=bool)
@@ -201,8 +201,10 @@ def run_importance(task: PruneTask) -> PruneResult:
 
 
 def attention_statistics(task: PruneTask) -> dict[str, np.ndarray]:
-    """Mean attention entropy and mean attention to [SEP] per head ([L, H] each), over the
-    valid query tokens of at most ``batches`` batches of the lottery sample (pretrained model)."""
+    """Mean attention entropy (nats) and mean attention to [SEP] per head ([L, H] each), over
+    every valid query token of the lottery sample (``batches`` caps the number of batches;
+    null = all of them), computed on the pretrained model. Padded query rows are left out;
+    padded keys carry no probability."""
     model, tokenizer = _load(task, eager=True)
     sep = tokenizer.sep_token_id
     if sep is None:
@@ -214,7 +216,7 @@ def attention_statistics(task: PruneTask) -> dict[str, np.ndarray]:
     for batch in attention.attention_batches(
         model, tokenizer, task.train_texts,
         batch_size=task.train_cfg.batch_size, max_length=task.train_cfg.max_length,
-        max_batches=task.params.get("batches"), seed=task.seed, progress=task.progress,
+        max_batches=task.params["batches"], seed=task.seed, progress=task.progress,
     ):
         e, n = attention.head_entropy_sums(batch["attentions"], batch["attention_mask"])
         s, _ = attention.head_token_attention_sums(batch["attentions"], batch["attention_mask"], batch["input_ids"], sep)
@@ -224,26 +226,42 @@ def attention_statistics(task: PruneTask) -> dict[str, np.ndarray]:
     return {"entropy": (entropy / tokens).numpy(), "sep": (to_sep / tokens).numpy()}
 
 
-def _run_attention(task: PruneTask, kind: str) -> PruneResult:
+def _run_attention(task: PruneTask, kind: str, *, reversed_order: bool = False) -> PruneResult:
+    """Head importance = the statistic ``kind`` (paper 003: higher = more important), so the
+    heads with the lowest value are pruned first; ``reversed_order`` prunes the highest first."""
     start = time.perf_counter()
     stats = attention_statistics(task)
     value = stats[kind]
-    if kind == "entropy":  # entropy_prune: high = broad (high-entropy) heads go first
-        score = -value if task.params.get("entropy_prune", "high") == "high" else value
-    else:  # heads attending most to [SEP] (a no-op attention) go first
-        score = -value
-    keep = keep_from_scores(score, n_pruned(value.size, task.rate))
+    keep = keep_from_scores(-value if reversed_order else value, n_pruned(value.size, task.rate))
     return PruneResult(
         head_keep=keep,
-        extras={"scores": value.tolist(), "entropy": stats["entropy"].tolist(), "sep": stats["sep"].tolist(), "seconds": time.perf_counter() - start},
+        extras={
+            "scores": value.tolist(), "order": "highest first" if reversed_order else "lowest first",
+            "entropy": stats["entropy"].tolist(), "sep": stats["sep"].tolist(), "seconds": time.perf_counter() - start,
+        },
     )
 
 
 def run_entropy(task: PruneTask) -> PruneResult:
-    """Prune the heads with the highest mean attention entropy first (``entropy_prune``)."""
+    """Paper 003, baseline 5: "The higher the entropy, the more evenly distributed the
+    attention weights are, indicating a more important and informative head", so the heads
+    with the lowest mean attention entropy are pruned first."""
     return _run_attention(task, "entropy")
 
 
 def run_sep(task: PruneTask) -> PruneResult:
-    """Prune the heads that pay the most attention to [SEP] first."""
+    """Paper 003, baseline 4: "remove the attention heads with the lowest average attention
+    weight to the SEP token iteratively until the desired level of sparsity is attained"."""
     return _run_attention(task, "sep")
+
+
+def run_entropy_reversed(task: PruneTask) -> PruneResult:
+    """Not paper 003's order: the highest-entropy (broadest) heads go first, i.e. the
+    confident, peaked heads are kept (Voita et al. 2019's "confidence" reading)."""
+    return _run_attention(task, "entropy", reversed_order=True)
+
+
+def run_sep_reversed(task: PruneTask) -> PruneResult:
+    """Not paper 003's order: the heads paying the most attention to [SEP] go first (Clark
+    et al. 2019: attention to [SEP] acts as a no-op)."""
+    return _run_attention(task, "sep", reversed_order=True)

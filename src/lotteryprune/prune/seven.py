@@ -1,45 +1,57 @@
-"""SEVEN (seed 001; SEVEN_dyn of the official code, xiaojinying/SEVEN): dynamic weight
-pruning during fine-tuning that keeps weights with large but *stable* gradients.
+"""SEVEN (paper 001; SEVEN_dyn as released in the official code, github xiaojinying/SEVEN,
+strategies/pruner.py and utils.py): dynamic weight pruning during fine-tuning that keeps
+weights with large but *stable* gradients.
 
-Per step, for every pruned Linear weight W with g = |dL/dW|:
+At every training step k = 0 .. n-1 of the pruning window, after the optimiser step, for
+every pruned Linear weight W (the post-step value) with g = |dL/dW| of this step (raw, not
+clipped; zero at already-pruned weights, as the official masked forward gives):
 
     m = a1 m + (1 - a1) g        v = a2 v + (1 - a2) g^2
-    m_hat = m / (1 - a1^t)       v_hat = v / (1 - a2^t)
-    S += |W * g * m_hat / (sqrt(v_hat) + eps)|
+    m_hat = m / (1 - a1^(k+1))   v_hat = sqrt(v / (1 - a2^(k+1))) + eps
+    S += |W * g * m_hat / v_hat|
 
-and the fraction of weights kept follows the cubic schedule r = k + (1-k)(1 - j/N)^3
-(k = 1 - rate) over a pruning window of N steps; the weights kept are the global top-r by
-S over all pruned Linears, and a weight once pruned stays pruned (no regrowth). As in the
-official code, the scores are updated and masks recomputed only inside the window, which
-starts after ``start_frac`` of the steps (a dense warm-up) and ends at ``end_frac`` (the
-rest of training recovers at the final sparsity). The last window step meets the rate
-exactly.
+then the fraction of weights kept is the official cubic schedule
+r_k = keep + (1 - keep)(1 - (k + 1)/(n + 1))^3 (the official ``iter_num`` N is n + 1: its
+window runs steps t_i .. t_i + N - 2), and the floor(r_k * total) highest S over all pruned
+Linears are kept (one global threshold); a weight once pruned stays pruned and S is never
+reset. Outside the window nothing is scored: a dense warm-up before it (``start_frac`` of
+the steps) and recovery training at the final sparsity after it (from ``end_frac``). Our one
+change to the update: the window's last step keeps exactly the rate (the official last
+step keeps keep + (1 - keep)/N^3, a fraction of a weight more on BERT).
 
 Which Linears: every Linear except the classifier, as the official code does, so the pooler
-is included by default (``include_pooler``; the encoder Linears are
-``prunable_linears``).
+is included (``include_pooler``; the encoder Linears are ``prunable_linears``). Biases,
+LayerNorms and embeddings are not pruned.
 
-``seven_heads`` turns the same scores into a head ranking: one dense fine-tuning pass with
-the scorer updated every step (no weight pruning, so every head is scored on the same
-footing), then a head's score is the sum of S over its query/key/value rows and its
-output-projection columns; the lowest-scoring heads are pruned.
+Two results per run: the weight mask (scored by the shared protocol, which applies it to the
+pretrained model and trains that afresh, like every method's mask), and SEVEN's own model,
+the weights it trained while pruning, evaluated on the validation subset as the official
+code does after each epoch (``extras["own_model"]``, the end of training).
+
+``seven_heads`` (ours, not in paper 001) turns the same scores into a head ranking: one dense
+fine-tuning pass with the scorer updated after every step (no weight pruning, so every head
+is scored on the same footing), then a head's score is the sum of S over its
+query/key/value rows and its output-projection columns; the lowest-scoring heads are pruned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from ..model.training import train
-from .baselines import keep_from_scores
-from .task import PruneResult, PruneTask
 from ..model.heads import head_layout, layers_of, n_pruned, prunable_linears
 from ..model.sources import load_classifier, load_tokenizer
+from ..model.training import attention_for_training, evaluate, train
+from .baselines import keep_from_scores
+from .task import PruneResult, PruneTask
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +59,7 @@ log = logging.getLogger(__name__)
 class SevenScorer:
     """The SEVEN score accumulator (pure tensor maths; one state per weight name)."""
 
-    def __init__(self, a1: float = 0.8, a2: float = 0.9, eps: float = 1e-8):
+    def __init__(self, a1: float, a2: float, eps: float):
         if not (0 <= a1 < 1 and 0 <= a2 < 1):
             raise ValueError(f"SEVEN: a1 and a2 must be in [0, 1), got {a1}, {a2}")
         self.a1, self.a2, self.eps = a1, a2, eps
@@ -73,19 +85,16 @@ class SevenScorer:
             m, v = self.m[name], self.v[name]
             m.mul_(self.a1).add_(g, alpha=1 - self.a1)
             v.mul_(self.a2).addcmul_(g, g, value=1 - self.a2)
-            step = (w.detach().float() * g * (m / c1) / ((v / c2).sqrt() + self.eps)).abs()
+            denominator = v.div(c2).sqrt_().add_(self.eps)  # sqrt(v_hat) + eps
+            step = g.mul(w.detach().float()).mul_(m).div_(denominator).abs_().div_(c1)  # |W g m_hat / (sqrt(v_hat) + eps)|
             self.scores[name].add_(step)
         return self.scores
 
 
-def keep_fraction(step: int, total: int, keep: float, start_frac: float, end_frac: float) -> float | None:
-    """The cubic schedule: the fraction of weights kept after ``step`` (0-based) of ``total``
-    training steps, or None outside the pruning window. The window's last step gives ``keep``."""
-    first, end = window(total, start_frac, end_frac)
-    if not first <= step < end:
-        return None
-    n = end - first
-    return keep + (1 - keep) * (1 - (step - first + 1) / n) ** 3
+def remain_ratio(k: int, n: int, keep: float) -> float:
+    """The official cubic schedule: the fraction kept after window step ``k`` (0-based) of a
+    window of ``n`` steps (official: ``keep + (1-keep)*(1-(iter_num+1)/N)**3`` with N = n + 1)."""
+    return keep + (1 - keep) * (1 - (k + 1) / (n + 1)) ** 3
 
 
 def window(total: int, start_frac: float, end_frac: float) -> tuple[int, int]:
@@ -95,6 +104,54 @@ def window(total: int, start_frac: float, end_frac: float) -> tuple[int, int]:
     first = min(int(math.floor(start_frac * total)), max(0, total - 1))
     end = min(total, max(first + 1, int(round(end_frac * total))))
     return first, end
+
+
+class SevenPruner:
+    """The official per-step update (strategies/pruner.py ``model_masks``): score, then the
+    global mask at the schedule's count. ``masks`` is updated in place (training re-applies
+    that very dict after each optimiser step)."""
+
+    def __init__(self, scorer: SevenScorer, masks: dict[str, torch.Tensor], n_keep_final: int, window_len: int):
+        if window_len < 1:
+            raise ValueError(f"SEVEN: the pruning window needs at least one step, got {window_len}")
+        self.scorer, self.masks, self.n_keep_final, self.n = scorer, masks, n_keep_final, window_len
+        self.total = sum(m.numel() for m in masks.values())
+
+    def n_keep(self, k: int) -> int:
+        """Weights kept after window step ``k``: floor(r_k * total) as the official
+        ``fraction_threshold``; the last step exactly the rate."""
+        if k >= self.n - 1:
+            return self.n_keep_final
+        return max(self.n_keep_final, int(remain_ratio(k, self.n, self.n_keep_final / self.total) * self.total))
+
+    @torch.no_grad()
+    def step(self, k: int, weights: dict[str, torch.Tensor], grads: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+        """Window step ``k`` with the post-step ``weights`` and this step's raw ``grads``."""
+        masked = {n: None if g is None else g * self.masks[n].to(g.dtype) for n, g in grads.items()}
+        self.scorer.update(weights, masked)
+        alive = sum(int(m.sum()) for m in self.masks.values())
+        new = global_keep_masks(self.scorer.scores, self.masks, min(self.n_keep(k), alive))
+        for n in self.masks:
+            self.masks[n].copy_(new[n])
+        return self.masks
+
+
+@contextlib.contextmanager
+def after_optimizer_step(weights: dict[str, torch.Tensor], hook: Callable[[], None]) -> Iterator[None]:
+    """Call ``hook()`` right after every optimiser step that updates ``weights`` (before the
+    LR scheduler and before training re-applies the weight masks), as the official code
+    scores after ``optimizer.step()``."""
+    ids = {id(w) for w in weights.values()}
+
+    def post(optimizer, args, kwargs):
+        if any(id(p) in ids for group in optimizer.param_groups for p in group["params"]):
+            hook()
+
+    handle = register_optimizer_step_post_hook(post)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 @torch.no_grad()
@@ -107,11 +164,13 @@ def global_keep_masks(scores: dict[str, torch.Tensor], masks: dict[str, torch.Te
     alive = torch.cat([masks[n].reshape(-1).cpu() for n in names])
     if not 0 < n_keep <= int(alive.sum()):
         raise ValueError(f"cannot keep {n_keep} weights: {int(alive.sum())} are still kept")
-    flat = torch.where(alive, torch.nan_to_num(flat, nan=0.0), torch.tensor(-math.inf))
-    threshold = torch.kthvalue(flat, flat.numel() - n_keep + 1).values  # the n_keep-th largest
+    flat.nan_to_num_(nan=0.0).masked_fill_(~alive, -math.inf)  # flat is torch.cat's own copy
+    k = flat.numel() - n_keep
+    threshold = float(np.partition(flat.numpy(), k)[k])  # the n_keep-th largest (6x torch.kthvalue's speed)
     keep = flat > threshold
-    ties = torch.nonzero(flat == threshold).flatten()
-    keep[ties[: n_keep - int(keep.sum())]] = True
+    missing = n_keep - int(keep.sum())
+    if missing:
+        keep[torch.nonzero(flat == threshold).flatten()[:missing]] = True
     out, offset = {}, 0
     for n in names:
         size = masks[n].numel()
@@ -130,52 +189,59 @@ def seven_linears(model, include_pooler: bool = True) -> dict[str, torch.nn.Para
 
 
 def _setup(task: PruneTask):
-    model = load_classifier(task.model_dir, seed=task.train_cfg.seed).to(task.device)
+    model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation=attention_for_training(task.device)).to(task.device)
     tokenizer = load_tokenizer(task.model_dir)
     p = task.params
-    scorer = SevenScorer(p.get("a1", 0.8), p.get("a2", 0.9), p.get("eps", 1e-8))
-    cfg = replace(task.train_cfg, epochs=p.get("epochs", task.train_cfg.epochs))
+    scorer = SevenScorer(float(p["a1"]), float(p["a2"]), float(p["eps"]))
+    cfg = replace(task.train_cfg, epochs=float(p["epochs"]))
     return model, tokenizer, scorer, cfg
 
 
 def run_weights(task: PruneTask) -> PruneResult:
-    """SEVEN_dyn: unstructured weight masks at exactly ``rate`` of the pruned Linears' weights."""
+    """SEVEN_dyn: unstructured weight masks at exactly ``rate`` of the pruned Linears' weights,
+    and the metrics of SEVEN's own trained, pruned model."""
     start = time.perf_counter()
     model, tokenizer, scorer, cfg = _setup(task)
     p = task.params
-    weights = seven_linears(model, p.get("include_pooler", True))
+    weights = seven_linears(model, bool(p["include_pooler"]))
     masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
     total_weights = sum(w.numel() for w in weights.values())
-    n_keep_final = total_weights - int(round(task.rate * total_weights))
-    start_frac, end_frac = p.get("start_frac", 0.1), p.get("end_frac", 0.7)
+    n_keep_final = total_weights - n_pruned(total_weights, task.rate)
+    start_frac, end_frac = float(p["start_frac"]), float(p["end_frac"])
     history = []
-    mask_seconds = 0.0
+    state = {"step": -1, "total": 0, "grads": None, "mask_seconds": 0.0, "pruner": None}
 
-    def on_backward(step: int, total: int) -> None:
-        nonlocal mask_seconds
-        r = keep_fraction(step, total, n_keep_final / total_weights, start_frac, end_frac)
-        if r is None:
+    def on_backward(step: int, total: int) -> None:  # before clipping: the raw gradient
+        first, end = window(total, start_frac, end_frac)
+        state["step"], state["total"] = step, total
+        state["grads"] = None
+        if first <= step < end:
+            if state["pruner"] is None:
+                state["pruner"] = SevenPruner(scorer, masks, n_keep_final, end - first)
+            state["grads"] = {n: None if w.grad is None else w.grad.detach().clone() for n, w in weights.items()}
+
+    def after_step() -> None:  # the post-step weights, as the official order
+        if state["grads"] is None:
             return
         t0 = time.perf_counter()
-        scorer.update(weights, {n: w.grad for n, w in weights.items()})
-        last = step == window(total, start_frac, end_frac)[1] - 1
-        n_keep = n_keep_final if last else max(n_keep_final, int(round(r * total_weights)))
-        n_keep = min(n_keep, sum(int(m.sum()) for m in masks.values()))
-        new = global_keep_masks(scorer.scores, masks, n_keep)
-        for n in masks:  # in place: train() re-applies this very dict after the step
-            masks[n].copy_(new[n])
-        mask_seconds += time.perf_counter() - t0
-        history.append({"step": step, "keep": n_keep / total_weights})
+        first, _ = window(state["total"], start_frac, end_frac)
+        k = state["step"] - first
+        state["pruner"].step(k, weights, state["grads"])
+        state["grads"] = None
+        state["mask_seconds"] += time.perf_counter() - t0
+        history.append({"step": state["step"], "window_step": k, "keep": sum(int(m.sum()) for m in masks.values()) / total_weights})
 
-    stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, weight_masks=masks, on_backward=on_backward, progress=task.progress, desc="seven")
+    with after_optimizer_step(weights, after_step):
+        stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, weight_masks=masks, on_backward=on_backward, progress=task.progress, desc="seven")
+    if scorer.t == 0:
+        raise ValueError("SEVEN: the training schedule has no steps; raise prune.seven.epochs or the lottery sample")
     kept = sum(int(m.sum()) for m in masks.values())
-    if kept != n_keep_final:  # no window step ran (an empty training schedule): prune once now
-        if scorer.t == 0:
-            raise ValueError("SEVEN: the training schedule has no steps; raise prune.seven.epochs or the lottery sample")
-        new = global_keep_masks(scorer.scores, masks, n_keep_final)
-        for n in masks:
-            masks[n].copy_(new[n])
+    if kept != n_keep_final:
+        raise RuntimeError(f"SEVEN: the window ended with {kept} weights kept, not {n_keep_final}")
+    own = evaluate(model, tokenizer, task.valid_texts, task.valid_labels, max_length=cfg.max_length, dtype=cfg.dtype)
+    own.pop("predictions")
     layers, heads = head_layout(model)
+    first, end = window(stats["steps"], start_frac, end_frac)
     return PruneResult(
         head_keep=np.ones((layers, heads), dtype=bool),
         unit="weights",
@@ -185,9 +251,13 @@ def run_weights(task: PruneTask) -> PruneResult:
             "pruned_weights": total_weights - n_keep_final,
             "total_weights": total_weights,
             "layer_sparsity": {n: 1 - float(m.float().mean()) for n, m in masks.items()},
+            "own_model": {**own, "protocol": "SEVEN's own (paper 001): the weights SEVEN trained while pruning, "
+                                              f"evaluated after its {cfg.epochs:g} epochs, not retrained"},
+            "window": {"first_step": first, "end_step": end, "steps": stats["steps"]},
+            "dense_model": True,  # unstructured: same shapes and kernels, the unpruned inference time
             "score_updates": scorer.t,
             "train_seconds": stats["seconds"],
-            "mask_seconds": mask_seconds,
+            "mask_seconds": state["mask_seconds"],
             "seconds": time.perf_counter() - start,
         },
     )
@@ -196,7 +266,7 @@ def run_weights(task: PruneTask) -> PruneResult:
 def head_scores(model, scores: dict[str, torch.Tensor]) -> np.ndarray:
     """Sum of per-weight scores over each head's Q/K/V rows and output-projection columns: [L, H]."""
     rows = []
-    for i, layer in enumerate(layers_of(model)):
+    for layer in layers_of(model):
         attn = layer.attention.self
         d = attn.attention_head_size
         prefix = next(n for n, m in model.named_modules() if m is layer)
@@ -211,15 +281,22 @@ def head_scores(model, scores: dict[str, torch.Tensor]) -> np.ndarray:
 
 
 def run_heads(task: PruneTask) -> PruneResult:
-    """SEVEN at head granularity: scores from one dense fine-tuning pass, summed per head."""
+    """SEVEN at head granularity (ours): scores from one dense fine-tuning pass (every step,
+    post-step weights, raw gradients), summed per head."""
     start = time.perf_counter()
     model, tokenizer, scorer, cfg = _setup(task)
     weights = seven_linears(model, include_pooler=False)
+    pending = {}
 
     def on_backward(step: int, total: int) -> None:
-        scorer.update(weights, {n: w.grad for n, w in weights.items()})
+        pending["grads"] = {n: None if w.grad is None else w.grad.detach().clone() for n, w in weights.items()}
 
-    stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, on_backward=on_backward, progress=task.progress, desc="seven heads")
+    def after_step() -> None:
+        if pending.get("grads") is not None:
+            scorer.update(weights, pending.pop("grads"))
+
+    with after_optimizer_step(weights, after_step):
+        stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, on_backward=on_backward, progress=task.progress, desc="seven heads")
     if scorer.t == 0:
         raise ValueError("SEVEN: the training schedule has no steps; raise prune.seven.epochs or the lottery sample")
     scores = head_scores(model, scorer.scores)
