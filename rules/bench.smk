@@ -16,7 +16,9 @@ rule bench_inference:
         "results/benchmarks/bench/{method}/{selection}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: workflow.cores
+    # a function, read when the job is built: the Snakefile must parse without --cores
+    # (Slurm runs have none; profiles/slurm's set-threads sizes this rule there)
+    threads: lambda wildcards: workflow.cores
     resources:
         mem_mb=4000,
         runtime=30,

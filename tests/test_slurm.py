@@ -1,9 +1,13 @@
 """The workflow runs on Slurm through profiles/slurm, on a real single-node cluster.
 
 tests/slurm/cluster.sh starts munged, slurmctld and slurmd on localhost (root, Debian's
-slurm-wlm; tests/slurm/install.sh installs them). Two checks go through it: a
-self-contained one-rule workflow (the Slurm machinery alone) and a small target of the
-real pipeline. The profile's static checks at the top need no cluster.
+slurm-wlm; tests/slurm/install.sh installs them). Three checks go through it: a
+self-contained one-rule workflow (the Slurm machinery alone), a GPU rule's request as
+profiles/slurm makes it, and a small target of the real pipeline. The node is GPU-shaped
+(:data:`GPU_NODE`): it offers stand-in GPUs and the CPUs and memory the profile asks of a
+GPU node, so a job asking ``--gpus=1`` is accepted and runs (on the CPU) and the test reads
+what was allocated. tests/test_paper_config.py submits config/paper.yaml's GPU rules to it.
+The profile's static checks at the top need no cluster.
 
 Every subprocess has a timeout, and the cluster is stopped whatever happens.
 """
@@ -131,6 +135,73 @@ def test_slurm_profile_site_from_environment(monkeypatch):
     assert "slurm_account=proj42" in prof["default-resources"]
 
 
+def profile_resources(prof: dict | None = None) -> dict[str, dict[str, str]]:
+    """profiles/slurm's set-resources as {rule: {resource: value}}."""
+    prof = prof if prof is not None else parse_profile("slurm")
+    res: dict[str, dict[str, str]] = {}
+    for item in prof["set-resources"]:
+        rule, kv = item.split(":", 1)
+        key, value = kv.split("=", 1)
+        res.setdefault(rule, {})[key] = value
+    return res
+
+
+GPU_RULES = ("zeroshot", "embed", "prune", "finetune", "finetune_reference", "bench_inference")
+
+
+class _Resources(dict):
+    """A job's resources as the plugin reads them (``.get`` and attribute access)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as err:
+            raise AttributeError(name) from err
+
+
+def sbatch_call(rule: str, resources: dict[str, str], threads: int) -> str:
+    """The sbatch command snakemake-executor-plugin-slurm builds for a job of ``rule`` with
+    these resources (its own functions, as its run_job calls them)."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+    from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
+
+    values = _Resources({k: (int(v) if v.lstrip("-").isdigit() else v.strip("'\"")) for k, v in resources.items()})
+    job = SimpleNamespace(name=rule, resources=values, threads=threads, is_group=lambda: False)
+    validate_slurm_extra(job)
+    params = {"run_uuid": "uuid", "slurm_logfile": "log", "comment_str": f"rule_{rule}", "account": "",
+              "partition": "", "workdir": "."}
+    return get_submit_command(job, params) + set_gres_string(job)
+
+
+def test_slurm_profile_gpu_rules_ask_for_a_gpu_as_the_plugin_expects(monkeypatch):
+    """``gpu: 1`` is the plugin's own GPU resource: it becomes ``--gpus=1`` next to the
+    rule's CPUs, memory and time; rules without it ask for no GPU. (``gres`` would be the
+    other way, never with ``gpu``; --gres/--gpus inside slurm_extra are refused.)"""
+    monkeypatch.delenv("LOTTERYPRUNE_SLURM_PARTITION", raising=False)
+    monkeypatch.delenv("LOTTERYPRUNE_SLURM_ACCOUNT", raising=False)
+    prof = parse_profile("slurm")
+    threads = dict(item.split("=", 1) for item in prof.get("set-threads", []))
+    for rule, r in profile_resources(prof).items():
+        call = sbatch_call(rule, r, int(threads.get(rule, 1)))
+        assert f"--cpus-per-task={r['cpus_per_task']}" in call, call
+        assert f"--mem {r['mem_mb']}" in call and f"-t {r['runtime']}" in call, call
+        if rule in GPU_RULES:
+            assert not ("gpu" in r and "gres" in r), f"{rule}: gpu and gres are mutually exclusive"
+            assert re.search(r"--gpus=1\b", call), f"{rule}: no GPU in {call}"
+        else:
+            assert "--gpus" not in call and "--gres" not in call, f"{rule}: {call}"
+
+
+def test_slurm_profile_gpu_override_for_a_cpu_only_cluster():
+    """docs/slurm.md's CPU-only override: gpu=0 submits no GPU request."""
+    r = {**profile_resources()["prune"], "gpu": "0"}
+    call = sbatch_call("prune", r, 8)
+    assert "--gpus" not in call and "--gres" not in call and "--cpus-per-task=8" in call
+
+
 # ---------------------------------------------------------------------------
 # A real cluster.
 
@@ -143,13 +214,26 @@ def slurm_skip_reason() -> str | None:
     return None
 
 
+def gpu_node() -> dict[str, str]:
+    """cluster.sh settings for a node that can take any job profiles/slurm submits: two
+    stand-in GPUs, and twice the largest per-rule CPUs and memory (so two GPU jobs fit at
+    once), whatever this machine has; the jobs share its real cores."""
+    res = profile_resources()
+    cpus = max(int(r["cpus_per_task"]) for r in res.values())
+    mem = max(int(r["mem_mb"]) for r in res.values())
+    return {"LP_SLURM_GPUS": "2", "LP_SLURM_CPUS": str(max(os.cpu_count() or 1, 2 * cpus)),
+            "LP_SLURM_MEM_MB": str(2 * mem)}
+
+
 @pytest.fixture(scope="module")
 def slurm_cluster():
+    """A running single-node cluster with a GPU-shaped node (:func:`gpu_node`); yields the
+    environment to run Slurm's tools and Snakemake with."""
     reason = slurm_skip_reason()
     if reason:
         pytest.skip(reason)
     env = snakemake_env()
-    started = run(["bash", str(CLUSTER), "start"], cwd=ROOT, timeout=120, env=env)
+    started = run(["bash", str(CLUSTER), "start"], cwd=ROOT, timeout=120, env={**env, **gpu_node()})
     try:
         if started.returncode != 0:
             pytest.fail(f"cluster.sh start failed:\n{started.stdout}")
@@ -167,6 +251,37 @@ def slurm_jobs(env) -> dict[str, tuple[str, str]]:
         jobid, state, comment = line.split("|", 2)
         jobs[jobid] = (state, comment)
     return jobs
+
+
+def slurm_job(jobid: str, env) -> dict[str, str]:
+    """``scontrol show job``'s fields of a job slurmctld still remembers (MinJobAge)."""
+    out = run(["scontrol", "show", "job", "-o", str(jobid)], cwd=ROOT, timeout=30, env=env)
+    assert out.returncode == 0, out.stdout
+    return dict(re.findall(r"(\w[\w:/]*)=(\S*)", out.stdout))
+
+
+def minutes(time_limit: str) -> int:
+    """Slurm's [days-]hours:minutes:seconds as minutes."""
+    days, _, clock = time_limit.rpartition("-")
+    h, m, _s = (int(x) for x in clock.split(":"))
+    return int(days or 0) * 1440 + h * 60 + m
+
+
+def assert_allocated_as_profile(jobid: str, rule: str, env) -> dict[str, str]:
+    """The job got what profiles/slurm asks for ``rule``: its GPU (or none), CPUs, memory
+    and time limit, as Slurm recorded them."""
+    wanted = profile_resources()[rule]
+    job = slurm_job(jobid, env)
+    gpus = int(wanted.get("gpu", 0))
+    tres = job.get("TresPerJob", "")
+    if gpus:
+        assert re.fullmatch(rf"(gres:)?gpu:{gpus}", tres), f"job {jobid} ({rule}): TresPerJob={tres!r}"
+    else:
+        assert "gpu" not in tres, f"job {jobid} ({rule}): TresPerJob={tres!r}"
+    assert job["NumCPUs"] == wanted["cpus_per_task"], f"job {jobid} ({rule}): NumCPUs={job['NumCPUs']}"
+    assert int(job["MinMemoryNode"].rstrip("M")) >= int(wanted["mem_mb"]), job["MinMemoryNode"]
+    assert minutes(job["TimeLimit"]) == int(wanted["runtime"]), job["TimeLimit"]
+    return job
 
 
 def submitted_via_slurm(workdir: Path, rule: str, env) -> list[str]:
@@ -205,6 +320,32 @@ def test_slurm_runs_a_minimal_workflow(slurm_cluster, tmp_path):
     m = re.search(r"job=(\d+) partition=debug ", text)
     assert m, f"not written inside a Slurm job on partition debug: {text!r}"
     assert submitted_via_slurm(tmp_path, "hello", env) == [m.group(1)]
+
+
+@pytest.mark.slurm
+def test_slurm_gpu_rule_gets_a_gpu(slurm_cluster, tmp_path):
+    """A rule the profile gives a GPU (``zeroshot``: gpu 1, 8 CPUs, 32000 MB, 1440 min), in a
+    one-rule workflow: Slurm allocates exactly that, and the job sees the GPU Slurm gave it
+    (CUDA_VISIBLE_DEVICES, GPUs numbered from 0 inside the job)."""
+    env = dict(slurm_cluster, LOTTERYPRUNE_SLURM_PARTITION="debug")
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    (tmp_path / "Snakefile").write_text(textwrap.dedent("""\
+        rule zeroshot:
+            output: "results/gpu.txt"
+            shell: "echo job=$SLURM_JOB_ID cuda=$CUDA_VISIBLE_DEVICES cpus=$SLURM_CPUS_PER_TASK > {output}"
+        """))
+    proc = run(
+        SNAKEMAKE + ["results/gpu.txt", "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS],
+        cwd=tmp_path, timeout=180, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    text = (tmp_path / "results/gpu.txt").read_text()
+    m = re.search(r"job=(\d+) cuda=(\S+) cpus=(\d+)", text)
+    assert m, f"no GPU visible in the job: {text!r}"
+    assert m.group(2) in ("0", "1") and m.group(3) == profile_resources()["zeroshot"]["cpus_per_task"]
+    (jobid,) = submitted_via_slurm(tmp_path, "zeroshot", env)
+    assert jobid == m.group(1)
+    assert_allocated_as_profile(jobid, "zeroshot", env)
 
 
 @pytest.mark.slurm

@@ -7,6 +7,14 @@
 # Needs root and Debian's slurm-wlm + munge (tests/slurm/install.sh). No systemd:
 # the daemons run in the foreground (-D / -F) as background children of this script,
 # and their PIDs go to $LP_SLURM_DIR/pids.
+#
+# A GPU-shaped node (what profiles/slurm asks of a GPU node, on a machine without one):
+#   LP_SLURM_GPUS=1        the node offers 1 GPU (GRES gpu, /dev/null standing in for the
+#                          device; up to 4): jobs asking --gpus=1 are accepted and run, on the CPU
+#   LP_SLURM_CPUS=8        CPUs the node declares (default: nproc)
+#   LP_SLURM_MEM_MB=65536  memory it declares (default: this machine's minus 1 GiB)
+# Declared values above the hardware are accepted (SlurmdParameters=config_overrides) and
+# nothing enforces them (no cgroups): the jobs share the real cores.
 set -euo pipefail
 
 LP_SLURM_DIR="${LP_SLURM_DIR:-/tmp/lotteryprune-slurm}"
@@ -28,16 +36,35 @@ dump_logs() {
 }
 
 write_conf() {
-    local cpus mem_mb
-    cpus="$(nproc)"
+    local cpus mem_mb gpus gres_types="" node_gres=""
+    cpus="${LP_SLURM_CPUS:-$(nproc)}"
     # Leave a margin: slurmd drains a node that reports less memory than configured.
     mem_mb="$(free -m | awk '/^Mem:/ {print $2}')"
     mem_mb=$(( mem_mb > 2048 ? mem_mb - 1024 : mem_mb / 2 ))
+    mem_mb="${LP_SLURM_MEM_MB:-$mem_mb}"
+    gpus="${LP_SLURM_GPUS:-0}"
 
     mkdir -p "$CONF_DIR" "$LP_SLURM_DIR/spool/ctld" "$LP_SLURM_DIR/spool/d"
     if [ -f "$CONF" ] && ! grep -qF "$MARKER" "$CONF"; then
         log "keeping a copy of the existing $CONF as $CONF.lotteryprune-bak"
         cp -p "$CONF" "$CONF.lotteryprune-bak"
+    fi
+    local gres_conf="$CONF_DIR/gres.conf"
+    if [ -f "$gres_conf" ] && ! grep -qF "$MARKER" "$gres_conf"; then
+        log "keeping a copy of the existing $gres_conf as $gres_conf.lotteryprune-bak"
+        cp -p "$gres_conf" "$gres_conf.lotteryprune-bak"
+    fi
+    if [ "$gpus" -gt 0 ]; then
+        # No GPU here: slurmd counts a GPU per device file, so harmless character devices
+        # stand in for them (no cgroups bind them: task/none). No autodetection.
+        local stand_ins=(/dev/null /dev/zero /dev/full /dev/urandom) files
+        if [ "$gpus" -gt "${#stand_ins[@]}" ]; then log "at most ${#stand_ins[@]} stand-in GPUs"; exit 1; fi
+        files="$(IFS=,; echo "${stand_ins[*]:0:$gpus}")"
+        gres_types="GresTypes=gpu"
+        node_gres="Gres=gpu:$gpus"
+        printf '%s\nAutoDetect=off\nNodeName=localhost Name=gpu File=%s\n' "$MARKER" "$files" > "$gres_conf"
+    else
+        rm -f "$gres_conf"
     fi
     cat > "$CONF" <<EOF
 $MARKER
@@ -66,10 +93,11 @@ ReturnToService=2
 # Keep finished jobs visible to squeue long enough for snakemake's status checks.
 MinJobAge=600
 SlurmdParameters=config_overrides
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+$gres_types
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb $node_gres State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
-    log "wrote $CONF (CPUs=$cpus RealMemory=$mem_mb)"
+    log "wrote $CONF (CPUs=$cpus RealMemory=$mem_mb GPUs=$gpus)"
 }
 
 start_daemon() {

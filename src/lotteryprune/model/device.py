@@ -20,7 +20,11 @@ def inference_dtype(preference: str, device) -> torch.dtype:
         return getattr(torch, preference)
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        # Ask this very device (``cuda`` alone: the current one), and only for native bf16
+        # (compute capability 8.0, Ampere, on): torch.cuda.is_bf16_supported() asks the
+        # current device whichever was given, and counts emulated bf16 (V100, T4) as support.
+        native = bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+        return torch.bfloat16 if native else torch.float32
     try:  # private probes, present in torch >= 2.3; absent means "don't know", so float32
         native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
     except (AttributeError, RuntimeError):
@@ -29,6 +33,9 @@ def inference_dtype(preference: str, device) -> torch.dtype:
 
 
 def pick_device(preference: str = "auto") -> torch.device:
+    """``cuda`` (no index: the current device, the first the job sees, e.g. the GPU SLURM
+    put in CUDA_VISIBLE_DEVICES) for ``cuda``, and for ``auto`` when CUDA is available;
+    ``cpu`` otherwise."""
     if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")

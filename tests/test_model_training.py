@@ -52,3 +52,22 @@ def test_metrics():
     assert m["accuracy"] == 0.75 and abs(m["f1"] - 2 / 3) < 1e-9 and m["n"] == 4
     assert abs(m["macro_f1"] - (2 / 3 + 4 / 5) / 2) < 1e-9
     assert abs(m["mcc"] - 2 / 12**0.5) < 1e-9
+
+
+def test_metrics_match_scikit_learn_including_one_class_answers():
+    """The numpy metrics are scikit-learn's (zero_division=0), also for degenerate cases:
+    a model that answers one class, a test split with one class, a class absent from both."""
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(1, 25))
+        y_true = rng.integers(0, 2, n) if rng.random() > 0.2 else np.full(n, int(rng.integers(0, 2)))
+        kind = rng.integers(0, 3)
+        y_pred = rng.integers(0, 2, n) if kind == 0 else np.full(n, int(kind == 1))
+        m = training.classification_metrics(y_true, y_pred)
+        assert abs(m["accuracy"] - accuracy_score(y_true, y_pred)) < 1e-12
+        assert abs(m["f1"] - f1_score(y_true, y_pred, pos_label=1, zero_division=0)) < 1e-12
+        assert abs(m["macro_f1"] - f1_score(y_true, y_pred, average="macro", zero_division=0)) < 1e-12
+        expected_mcc = matthews_corrcoef(y_true, y_pred) if len(np.unique(y_true)) > 1 else 0.0
+        assert abs(m["mcc"] - expected_mcc) < 1e-12
