@@ -1,7 +1,8 @@
 # The paper's tables, the claims file and the figures, computed from result files only.
 
 
-# Tables 4, 5, 6 and claims.csv from every fine-tuning result, table2 and GA summaries.
+# Tables 4, 5, 6, claims.csv and protocols.csv from every fine-tuning result, table2, the
+# prune summaries and the benchmarks.
 rule tables:
     input:
         finetune=all_finetune_cells(),
@@ -11,6 +12,7 @@ rule tables:
             compressor=config["compress"]["methods"],
         ),
         table6_summaries=table6_summaries(),
+        summaries=prune_summaries(),
         bench=bench_paths(),
         model_info=rules.pretrained_model.output.info,
     output:
@@ -32,6 +34,11 @@ rule tables:
         claims=report(
             "results/claims.csv",
             caption="../workflow/report/claims.rst",
+            category="Tables",
+        ),
+        protocols=report(
+            "results/protocols.csv",
+            caption="../workflow/report/protocols.rst",
             category="Tables",
         ),
     log:
@@ -93,3 +100,35 @@ rule figures:
         settings=REPORT_SETTINGS,
     script:
         "../workflow/scripts/report_figures.py"
+
+
+# Beyond the paper (issue #18): the speed-quality frontier of every method in prune.methods
+# (config/beyond.yaml adds fisher, fisher_heads and ga_ffn): test metric vs measured speed-up
+# at every rate, no augmentation. Not part of `all`; build it with
+#   snakemake --cores 2 --configfile config/config.yaml config/beyond.yaml results/frontier.csv
+rule frontier:
+    input:
+        finetune=frontier_cells(),
+        bench=bench_paths(),
+    output:
+        points="results/frontier.csv",
+        table="results/frontier_table.csv",
+        versus="results/frontier_versus.csv",
+        figure=report(
+            "results/figures/frontier.png",
+            caption="../workflow/report/frontier.rst",
+            category="Figures",
+        ),
+    log:
+        "results/report/frontier.log",
+    benchmark:
+        "results/benchmarks/report/frontier.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        settings=REPORT_SETTINGS,
+    script:
+        "../workflow/scripts/report_frontier.py"

@@ -47,20 +47,20 @@ def test_per_sample_gradients_against_finite_differences_and_a_one_text_loop(tin
     eps = 1e-5
     rng = np.random.default_rng(0)
     for i in (0, 3, 5):  # central differences of one text's loss, a few heads and neurons
-        for l, h in [(0, 1), (2, 3)]:
+        for layer, h in [(0, 1), (2, 3)]:
             up, down = ones_h.clone(), ones_h.clone()
-            up[l, h] += eps
-            down[l, h] -= eps
+            up[layer, h] += eps
+            down[layer, h] -= eps
             fd = (_loss(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], up, ones_n)
                   - _loss(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], down, ones_n)) / (2 * eps)
-            assert float(hg[i, l, h]) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
-        for l, j in [(1, int(rng.integers(64))), (2, int(rng.integers(64)))]:
+            assert float(hg[i, layer, h]) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
+        for layer, j in [(1, int(rng.integers(64))), (2, int(rng.integers(64)))]:
             up, down = ones_n.clone(), ones_n.clone()
-            up[l, j] += eps
-            down[l, j] -= eps
+            up[layer, j] += eps
+            down[layer, j] -= eps
             fd = (_loss(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], ones_h, up)
                   - _loss(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], ones_h, down)) / (2 * eps)
-            assert float(ng[i, l, j]) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
+            assert float(ng[i, layer, j]) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
     # one backward pass per batch gives what one text at a time gives
     for i in range(6):
         one_h, one_n = fisher.mask_gradients(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], neurons=True, per_sample=True,

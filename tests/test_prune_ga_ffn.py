@@ -12,7 +12,15 @@ from conftest import GA_PARAMS, train_cfg
 from lotteryprune import bench, finetune
 from lotteryprune.model.cost import UnitCosts, forward_flops
 from lotteryprune.model.heads import (
-    Masks, gated, layers_of, load_mask_set, mask_set_unit, prune_heads, prune_structure, save_mask_set, save_pruned,
+    Masks,
+    gated,
+    layers_of,
+    load_mask_set,
+    mask_set_unit,
+    prune_heads,
+    prune_structure,
+    save_mask_set,
+    save_pruned,
 )
 from lotteryprune.model.sources import load_classifier, load_tokenizer
 from lotteryprune.prune import ga, ga_ffn

@@ -8,7 +8,8 @@ the repeats is reported. The command line first tunes glibc's allocator
 it each forward pass page-faults its activations in afresh, which costs the unpruned and
 the pruned model about the same time and so hides part of the pruned model's gain.
 Weight-level masks are benchmarked as they are (dense kernels, zeros included): no
-speed-up is claimed for unstructured sparsity unless one is measured.
+speed-up is claimed for unstructured sparsity unless one is measured. Feed-forward neuron
+masks (issue #18) are removed physically like heads.
 
 Command line (the issue's benchmark)::
 
@@ -30,7 +31,7 @@ import torch
 from . import runtime
 from .model.cost import count_params, forward_flops
 from .model.device import inference_dtype
-from .model.heads import apply_weight_masks, head_layout, layers_of, prune_heads, random_keep_mask
+from .model.heads import apply_weight_masks, as_masks, head_layout, layers_of, prune_structure, random_keep_mask
 from .model.sources import load_classifier, resolve_source
 
 
@@ -67,16 +68,15 @@ def _timed_pair(base, pruned, batch, *, warmup: int, repeats: int, dtype: torch.
     return base_t, pruned_t
 
 
-def _pruned(model_dir: str, keep_mask: np.ndarray, weight_masks: dict | None, seed: int, device: str):
+def _pruned(model_dir: str, keep_mask: np.ndarray, weight_masks: dict | None, seed: int, device: str,
+            neuron_keep: np.ndarray | None = None):
     pruned = load_classifier(model_dir, seed=seed)
-    keep_mask = np.asarray(keep_mask, dtype=bool)
-    if not keep_mask.all():
-        prune_heads(pruned, keep_mask)
+    prune_structure(pruned, keep_mask, neuron_keep)
     apply_weight_masks(pruned, weight_masks)
     return pruned.to(device).eval()
 
 
-def _record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, *, seq_len: int) -> dict:
+def _record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, *, seq_len: int, neuron_keep=None) -> dict:
     t0, t1 = statistics.median(base_t), statistics.median(pruned_t)
     f0, f1 = forward_flops(base, seq_len), forward_flops(pruned, seq_len)
     measured, predicted = t0 / t1, f0 / f1
@@ -87,6 +87,11 @@ def _record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, *, seq_len:
         "heads_total": int(keep_mask.size),
         "heads_per_layer": keep_mask.sum(1).astype(int).tolist(),
         "layers_kept": len(layers_of(pruned)),
+        **({} if neuron_keep is None else {
+            "neurons_kept": int(np.asarray(neuron_keep, dtype=bool).sum()),
+            "neurons_total": int(np.asarray(neuron_keep).size),
+            "neurons_per_layer": np.asarray(neuron_keep, dtype=bool).sum(1).astype(int).tolist(),
+        }),
         # a weight mask leaves the model dense: same shapes, same kernels, the unpruned speed
         "dense": bool(weight_masks),
         "unpruned": {"latency_s": t0, "params": count_params(base), "flops": f0},
@@ -111,9 +116,10 @@ def compare(
     dtype: str = "float32",
     seed: int = 0,
     device: str = "cpu",
+    neuron_keep: np.ndarray | None = None,
 ) -> dict:
     """Latency, parameters and FLOPs of the unpruned vs one pruned model; their ratios."""
-    return compare_masks(model_dir, {"mask": (keep_mask, weight_masks)}, batch_size=batch_size, seq_len=seq_len,
+    return compare_masks(model_dir, {"mask": (keep_mask, weight_masks, neuron_keep)}, batch_size=batch_size, seq_len=seq_len,
                          warmup=warmup, repeats=repeats, dtype=dtype, seed=seed, device=device)["mask"]
 
 
@@ -129,19 +135,21 @@ def compare_masks(
     seed: int,
     device: str,
 ) -> dict:
-    """:func:`compare` for several masks (label -> (keep-mask, weight masks)) against one
-    unpruned model loaded once; each pruned model is timed interleaved with it."""
+    """:func:`compare` for several masks (label -> (keep-mask, weight masks[, neuron
+    keep-mask]), e.g. :class:`lotteryprune.model.heads.Masks`) against one unpruned model
+    loaded once; each pruned model is timed interleaved with it."""
     base = load_classifier(model_dir, seed=seed).to(device).eval()
     precision = inference_dtype(dtype, device)
     batch = {k: v.to(device) for k, v in _inputs(base.config.vocab_size, batch_size, seq_len, seed).items()}
     out = {}
-    for label, (keep_mask, weight_masks) in masks.items():
-        pruned = _pruned(model_dir, keep_mask, weight_masks, seed, device)
+    for label, entry in masks.items():
+        keep_mask, weight_masks, neuron_keep = as_masks(entry)
+        pruned = _pruned(model_dir, keep_mask, weight_masks, seed, device, neuron_keep)
         base_t, pruned_t = _timed_pair(base, pruned, batch, warmup=warmup, repeats=repeats, dtype=precision)
         out[label] = {
             "batch_size": batch_size, "seq_len": seq_len, "repeats": repeats, "device": str(device),
             "dtype": str(precision).removeprefix("torch."), "threads": torch.get_num_threads(),
-            **_record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, seq_len=seq_len),
+            **_record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, seq_len=seq_len, neuron_keep=neuron_keep),
         }
         del pruned
     return out

@@ -9,7 +9,7 @@ import pandas as pd
 
 from lotteryprune import finetune, io, runtime
 from lotteryprune.metrics import METRICS
-from lotteryprune.model.heads import load_mask_set
+from lotteryprune.model.heads import load_mask_set, mask_set_unit
 from lotteryprune.model.sources import load_tokenizer
 
 log = runtime.start(snakemake)
@@ -42,9 +42,7 @@ runs, predictions = finetune.run_cell(
 if staging is not None:  # every model saved: the directory appears complete or not at all
     shutil.rmtree(models, ignore_errors=True)
     staging.rename(models)
-unit = "heads"
-if masks and any(w for _, w in masks.values()):
-    unit = "weights"
+unit = mask_set_unit(snakemake.input.masks) if masks else "heads"  # heads | weights | flops
 io.write_parquet(snakemake.output.predictions, predictions)
 io.write_json(
     snakemake.output.metrics,

@@ -28,5 +28,5 @@ masks, summary = prune_cell(
     workdir=p.workdir,
     inputs={"model": snakemake.input.model, "split": snakemake.input.split, "sample": snakemake.input.sample},
 )
-save_mask_set(snakemake.output.masks, masks)
+save_mask_set(snakemake.output.masks, masks, unit=summary["unit"])
 io.write_json(snakemake.output.summary, {"selection": wc.selection, **summary})

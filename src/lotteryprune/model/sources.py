@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .heads import PRUNING_KEY, layers_of, reshape_to
+from .heads import PRUNING_KEY, decode_neuron_keep, layers_of, reshape_to
 
 TINY_VOCAB_WORDS = (
     "the a an i you he she it we they is are was were be been to of and or not no yes in on at for "
@@ -204,7 +204,8 @@ def load_classifier(model_dir: str | Path, *, num_labels: int = 2, seed: int = 0
     finally:
         hf_logging.set_verbosity(verbosity)
     keep = np.asarray(pruning["keep_mask"], dtype=bool)
-    reshape_to(model, keep)
+    neurons = decode_neuron_keep(pruning["neuron_keep"]) if pruning.get("neuron_keep") is not None else None
+    reshape_to(model, keep, neurons)
     model.config.num_hidden_layers = len(layers_of(model))
     from safetensors.torch import load_file
 

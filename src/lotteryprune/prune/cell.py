@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,9 @@ def prune_cell(
     workdir: str | Path | None = None,
     inputs: Mapping[str, str] | None = None,
     progress: bool = True,
-) -> tuple[dict[int, tuple[np.ndarray, dict | None]], dict]:
-    """Masks (search seed -> (head keep-mask, weight masks)) and the cell's summary.
+) -> tuple[dict[int, tuple[np.ndarray, dict | None, np.ndarray | None]], dict]:
+    """Masks (search seed -> (head keep-mask, weight masks, neuron keep-mask or None)) and
+    the cell's summary.
 
     ``workdir`` keeps resumable search state (the GA's per-generation checkpoints) in a
     directory keyed by the contents of ``inputs`` (the files the search reads) and every
@@ -62,16 +63,18 @@ def prune_cell(
         start = time.perf_counter()
         result = run_method(method, task)
         search_seconds = time.perf_counter() - start
-        scored = score_mask(task, result.head_keep, result.weight_masks)
+        scored = score_mask(task, result.head_keep, result.weight_masks, neuron_keep=result.neuron_keep)
         log.info("%s at %s%%, seed %d: achieved rate %.2f%%, valid %s %.4f (search %.1f s)",
                  method, rate, seed, result.achieved_rate(), metric, scored[metric], search_seconds)
-        masks[seed] = (result.head_keep, result.weight_masks)
+        masks[seed] = (result.head_keep, result.weight_masks, result.neuron_keep)
         valid_n = len(task.valid_texts)
         unit = result.unit
         runs.append({
             "seed": seed,
             "achieved_rate": result.achieved_rate(),
             "head_keep": result.head_keep.astype(int).tolist(),
+            **({} if result.neuron_keep is None else
+               {"neurons_per_layer": result.neuron_keep.sum(1).astype(int).tolist()}),
             "search_seconds": search_seconds,
             "valid": scored,
             "history": result.history,

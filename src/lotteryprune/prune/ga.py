@@ -29,22 +29,24 @@ optional parallel workers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..io import write_json
+from ..model.heads import n_pruned, random_flat_mask, saved_layout
 from ..resume import Journal
 from .score import score_mask
 from .task import PruneResult, PruneTask
-from ..model.heads import n_pruned
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class GAParams:
     workers: int  # individuals evaluated in parallel (processes, or one per GPU)
 
     @classmethod
-    def from_section(cls, section: dict) -> "GAParams":
+    def from_section(cls, section: dict) -> GAParams:
         names = [f.name for f in fields(cls)]
         unknown = sorted(set(section) - set(names))
         if unknown:
@@ -98,12 +100,6 @@ def mask_key(mask: np.ndarray) -> str:
 
 def key_mask(key: str, shape: tuple[int, int]) -> np.ndarray:
     return np.frombuffer(key.encode(), dtype=np.uint8).reshape(shape) == ord("1")
-
-
-def random_mask(n_total: int, n_prune: int, rng: np.random.Generator) -> np.ndarray:
-    flat = np.ones(n_total, dtype=bool)
-    flat[rng.choice(n_total, size=n_prune, replace=False)] = False
-    return flat
 
 
 def crossover(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -223,6 +219,32 @@ class CheckpointStore:
         self.journal.reset()
 
 
+@dataclass(frozen=True)
+class Operators:
+    """What an individual is, for :func:`evolve`: a flat bool genome drawn by ``random``,
+    recombined by ``crossover``, changed by ``mutate`` (guided by the global scores ``G``),
+    and the invariant every operator keeps (``check`` says what is wrong, or None).
+    ``initial_G`` is where every global score starts. :func:`count_operators` are the
+    paper's (a fixed prune count); :mod:`lotteryprune.prune.ga_ffn` has a FLOP budget."""
+
+    random: Callable[[np.random.Generator], np.ndarray]
+    crossover: Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
+    mutate: Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
+    check: Callable[[np.ndarray], str | None]
+    initial_G: float
+
+
+def count_operators(total: int, n_prune: int) -> Operators:
+    """The paper's operators: keep-masks over ``total`` heads with exactly ``n_prune`` zeros."""
+
+    def check(m: np.ndarray) -> str | None:
+        pruned = int((~m).sum())
+        return None if pruned == n_prune else f"an individual prunes {pruned} heads, not {n_prune}"
+
+    return Operators(random=lambda rng: random_flat_mask(total, n_prune, rng), crossover=crossover, mutate=mutate,
+                     check=check, initial_G=(total - n_prune) / total)
+
+
 def search(
     n_layers: int,
     n_heads: int,
@@ -249,25 +271,46 @@ def search(
     """
     if not isinstance(params, GAParams):
         params = GAParams.from_section(params)
-    shape = (n_layers, n_heads)
     total = n_layers * n_heads
     if not 0 <= n_prune < total:
         raise ValueError(f"n_prune must be in [0, {total}), got {n_prune}")
+    return evolve((n_layers, n_heads), count_operators(total, n_prune), _signature(n_layers, n_heads, n_prune, params, seed),
+                  fitness_fn, params, seed, store, evaluate_many, progress=progress, stop_after=stop_after,
+                  reuse_fitness=reuse_fitness)
+
+
+def evolve(
+    shape: tuple[int, int],
+    ops: Operators,
+    signature: dict,
+    fitness_fn: Callable[[np.ndarray], float] | None,
+    params: GAParams,
+    seed: int,
+    store: CheckpointStore | None = None,
+    evaluate_many: Callable[[list[np.ndarray]], list[float]] | None = None,
+    *,
+    progress: bool = False,
+    stop_after: int | None = None,
+    reuse_fitness: bool = True,
+) -> SearchResult:
+    """The generation loop of :func:`search` for any genome (``ops``) of ``shape``; a saved
+    state is resumed only when its ``signature`` matches."""
+    if not isinstance(params, GAParams):
+        params = GAParams.from_section(params)
+    total = int(np.prod(shape))
     if fitness_fn is None and evaluate_many is None:
         raise ValueError("give fitness_fn or evaluate_many")
-    n_keep = total - n_prune
     P = params.population
     n_drop, n_elite = _count(params.drop_frac, P), _count(params.elite_frac, P)
     n_drop = min(n_drop, P - 1)
     chunk = max(1, params.workers)
-    signature = _signature(n_layers, n_heads, n_prune, params, seed)
 
     state = store.load(signature) if store is not None else None
     rng = np.random.default_rng(seed)
     if state is None:
-        population = [random_mask(total, n_prune, rng) for _ in range(P)]
+        population = [ops.random(rng) for _ in range(P)]
         cache: dict[str, float] = {}
-        G = np.full(total, n_keep / total)
+        G = np.full(total, ops.initial_G)
         best_key, best_fit = None, -math.inf
         history: list[dict] = []
         populations: list[list[str]] = []
@@ -318,8 +361,9 @@ def search(
     while stopped is None:
         t0 = time.perf_counter()
         for m in population:  # the invariant every operator keeps
-            if int((~m).sum()) != n_prune:
-                raise AssertionError(f"generation {generation}: an individual prunes {int((~m).sum())} heads, not {n_prune}")
+            problem = ops.check(m)
+            if problem is not None:
+                raise AssertionError(f"generation {generation}: {problem}")
         fitness, n_new, hits = evaluate(population)
         hits_total += hits
         f = np.asarray(fitness)
@@ -359,7 +403,7 @@ def search(
         elif generation + 1 >= params.generations:
             stopped = "cap"
         else:
-            population = _next_generation(population, order, cache, G, P, n_drop, n_elite, params.crossover_rate, rng)
+            population = _next_generation(population, order, cache, G, P, n_drop, n_elite, params.crossover_rate, rng, ops)
         generation += 1
         if store is not None:
             store.save({
@@ -385,14 +429,14 @@ def search(
     )
 
 
-def _next_generation(population, order, cache, G, P, n_drop, n_elite, crossover_rate, rng) -> list[np.ndarray]:
+def _next_generation(population, order, cache, G, P, n_drop, n_elite, crossover_rate, rng, ops: Operators) -> list[np.ndarray]:
     survivors = [population[i] for i in order[: len(order) - n_drop]]
     nxt = []
     for i, ind in enumerate(survivors):
         if len(survivors) > 1 and rng.random() < crossover_rate:
             j = int(rng.integers(len(survivors) - 1))
             partner = survivors[j + (j >= i)]  # any survivor but itself
-            nxt.append(crossover(ind, partner, rng))
+            nxt.append(ops.crossover(ind, partner, rng))
         else:
             nxt.append(ind.copy())
     # global elites: the best masks ever evaluated (ties broken by key, for determinism)
@@ -401,9 +445,9 @@ def _next_generation(population, order, cache, G, P, n_drop, n_elite, crossover_
     nxt += [key_mask(k, shape).ravel().copy() for k, _ in ranked[:n_elite]]
     while len(nxt) < P:
         a, b = rng.choice(len(survivors), size=2, replace=len(survivors) < 2)
-        nxt.append(crossover(survivors[a], survivors[b], rng))
+        nxt.append(ops.crossover(survivors[a], survivors[b], rng))
     nxt = nxt[:P]
-    return [mutate(m, G, rng) for m in nxt]
+    return [ops.mutate(m, G, rng) for m in nxt]
 
 
 # --------------------------------------------------------------------------- the method
@@ -422,7 +466,33 @@ def _worker_init(task: PruneTask, threads: int, devices) -> None:
     torch.set_num_threads(threads)
     if devices is not None:  # one CUDA device per worker
         task.device = devices.get()
+        # its GPU is also the current device, so nothing in the worker (a CUDA context,
+        # torch.cuda calls without a device) lands on the job's first GPU
+        torch.cuda.set_device(task.device)
     _WORKER_TASK = task
+
+
+@contextlib.contextmanager
+def _main_file_hidden():
+    """Start worker processes without the parent's ``__main__`` file.
+
+    A spawned worker first runs the parent's main file (as ``__mp_main__``) unless the main
+    module was imported by name. Under Snakemake's ``script:`` that file is the rule's script
+    (``workflow/scripts/prune_run.py``, which Snakemake names as ``__file__``): run again in a
+    worker it has no ``snakemake`` object and fails, or with one would rerun the whole job.
+    Workers need nothing from it (the task and the functions they run are importable), so the
+    path is hidden while they start.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(getattr(main, "__spec__", None), "name", None):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 def _worker_score(mask: np.ndarray) -> float:
@@ -442,11 +512,8 @@ def worker_devices(device: str, workers: int, cuda_devices: int) -> list[str] | 
 def run(task: PruneTask) -> PruneResult:
     """The GA as a pruning method: fitness = the config's ``metric`` on the validation
     subset after the shared short training (:func:`score_mask`)."""
-    from transformers import AutoConfig
-
     params = GAParams.from_section(task.params)
-    config = AutoConfig.from_pretrained(str(task.model_dir))
-    n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
+    n_layers, n_heads = saved_layout(task.model_dir)
     n_prune = n_pruned(n_layers * n_heads, task.rate)
     store = CheckpointStore(Path(task.workdir) / "ga_checkpoint.json") if task.workdir is not None else None
     workers = params.workers
@@ -454,10 +521,11 @@ def run(task: PruneTask) -> PruneResult:
     def fitness(mask: np.ndarray) -> float:
         return float(score_mask(task, mask)[task.metric])
 
-    pool = manager = None
+    executor = None
     evaluate_many = None
     if workers > 1:
         import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
 
         import torch
 
@@ -466,26 +534,27 @@ def run(task: PruneTask) -> PruneResult:
         gpus = worker_devices(task.device, workers, torch.cuda.device_count() if torch.cuda.is_available() else 0)
         if gpus is not None:
             workers = len(gpus)
-            manager = ctx.Manager()
-            devices = manager.Queue()
+            # the search hands the pool `workers` masks at a time: as many as there are GPUs
+            params = replace(params, workers=workers)
+            devices = ctx.Queue()
             for d in gpus:
                 devices.put(d)
         threads = max(1, int(task.threads) // workers)
-        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(task, threads, devices))
+        # a worker that dies (killed, out of memory) fails the job (BrokenProcessPool);
+        # multiprocessing.Pool would start another and wait for its result forever
+        executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(task, threads, devices))
 
         def evaluate_many(masks: list[np.ndarray]) -> list[float]:
-            return pool.map(_worker_score, masks, chunksize=1)
+            with _main_file_hidden():  # workers start on the first masks submitted
+                return list(executor.map(_worker_score, masks))
 
     log.info("GA: %dx%d heads, prune %d, %s, %d worker(s), fitness %s", n_layers, n_heads, n_prune, params, workers, task.metric)
     try:
         result = search(n_layers, n_heads, n_prune, fitness, params, task.seed, store,
                         evaluate_many=evaluate_many, progress=task.progress)
     finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-        if manager is not None:
-            manager.shutdown()
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
     return PruneResult(
         head_keep=result.best_mask,
         unit="heads",

@@ -10,10 +10,10 @@ import time
 import numpy as np
 import torch
 
+from ..model.heads import prune_structure
+from ..model.sources import load_classifier, load_tokenizer
 from ..model.training import TrainConfig, attention_for_training, evaluate, train
 from .task import PruneTask
-from ..model.heads import prune_heads
-from ..model.sources import load_classifier, load_tokenizer
 
 
 def score_mask(
@@ -22,17 +22,18 @@ def score_mask(
     weight_masks: dict[str, torch.Tensor] | None = None,
     *,
     cfg: TrainConfig | None = None,
+    neuron_keep: np.ndarray | None = None,
 ) -> dict:
     """Validation metrics of the pretrained model pruned by the mask after short training.
 
     The same recipe scores a GA individual and every method's final mask, so the methods'
-    validation F1s are comparable. Heads are removed physically (a smaller, faster model).
+    validation F1s are comparable. Heads (and, with ``neuron_keep`` [layers, intermediate],
+    feed-forward neurons) are removed physically (a smaller, faster model).
     """
     cfg = cfg or task.train_cfg
     start = time.perf_counter()
     model = load_classifier(task.model_dir, seed=cfg.seed, attn_implementation=attention_for_training(task.device))
-    if head_keep is not None and not np.asarray(head_keep).all():
-        prune_heads(model, head_keep)
+    prune_structure(model, head_keep, neuron_keep)
     model.to(task.device)
     tokenizer = load_tokenizer(task.model_dir)
     stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, weight_masks=weight_masks, progress=False)

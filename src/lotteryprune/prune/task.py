@@ -5,9 +5,9 @@ benchmarks/ga_vs_random.py build it the same way).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,16 +40,27 @@ class PruneTask:
 @dataclass
 class PruneResult:
     head_keep: np.ndarray  # [layers, heads] bool; all True for weight-level methods
-    unit: str = "heads"  # "heads" or "weights"
+    unit: str = "heads"  # what the rate counts: "heads", "weights" or "flops" (FLOP-budgeted methods)
     weight_masks: dict[str, torch.Tensor] | None = None  # weight-level methods: name -> bool mask
     history: list[dict] = field(default_factory=list)  # per generation / step, method-defined
     extras: dict = field(default_factory=dict)  # anything else worth recording (scores, ...)
+    # [layers, intermediate] bool: feed-forward neurons kept (None: the method prunes no
+    # neuron, and a layer with no head goes, feed-forward included)
+    neuron_keep: np.ndarray | None = None
+    # unit "flops": (encoder FLOPs the masks leave, the unpruned encoder's), at the
+    # budget's sequence length (lotteryprune.model.cost.UnitCosts)
+    flops: tuple[float, float] | None = None
 
     def achieved_rate(self) -> float:
-        """Percent of heads (or weights) removed."""
+        """Percent of heads, weights or encoder FLOPs removed (as ``unit`` says)."""
         if self.unit == "weights":
             total = sum(m.numel() for m in self.weight_masks.values())
             return 100.0 * (1.0 - sum(int(m.sum()) for m in self.weight_masks.values()) / total)
+        if self.unit == "flops":
+            if self.flops is None:
+                raise ValueError("a result in unit 'flops' needs its flops (kept, full)")
+            kept, full = self.flops
+            return 100.0 * (1.0 - kept / full)
         return 100.0 * (1.0 - float(self.head_keep.mean()))
 
 

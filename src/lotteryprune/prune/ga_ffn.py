@@ -1,0 +1,344 @@
+"""The genetic lottery search over heads and feed-forward neuron groups together, under a
+FLOPs budget (issue #18; the paper's future work: "prune beyond the transformer heads to
+improve inference speed ... adapted to transformer nodes to prune the feed-forward layers").
+
+A genome is one bit per head (``L x H``) followed by one bit per neuron group (``L x G``):
+each layer's ``intermediate_size`` neurons are cut into ``G = ceil(intermediate /
+group_size)`` blocks so the genome stays short (MiniLM, group_size 64: 72 + 144 genes
+instead of 72 + 9,216). ``grouping: activation`` ranks each layer's neurons by a label-free
+score of the pretrained model on the lottery sample (mean |activation| x the L2 norm of the
+neuron's output weights, one forward pass, no training) and cuts the ranking into blocks,
+so a block holds neurons of similar weight; ``grouping: index`` cuts them in index order.
+
+The rate is the percent of the encoder's forward FLOPs removed at ``seq_len`` (``unit:
+flops``, :class:`lotteryprune.model.cost.UnitCosts`): every individual's FLOPs are at most
+the budget, and it is *full*: no pruned gene would still fit. The paper's count-preserving
+operators become budget-preserving ones:
+
+* a random individual spends a random share of the budget on random heads, then fills it
+  with random groups (then with whatever still fits);
+* crossover keeps every gene both parents keep, then adds genes exactly one parent keeps,
+  in random order, while they fit, then fills;
+* mutation adds one pruned gene (drawn favouring high global score G), removes kept genes
+  (favouring low G) until the budget holds again, then fills (favouring high G).
+
+Everything else is the paper's GA (:func:`lotteryprune.prune.ga.evolve`: fitness cache,
+elites, G update, plateau stop, per-generation checkpoints) and the shared fitness
+(:func:`lotteryprune.prune.score.score_mask` with the neuron mask: the physically pruned
+pretrained model after short training on the lottery sample).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..model.batching import collate, encode, length_sorted_batches
+from ..model.cost import UnitCosts
+from ..model.heads import layers_of
+from . import ga
+from .score import score_mask
+from .task import PruneResult, PruneTask
+
+log = logging.getLogger(__name__)
+
+OWN_KEYS = ("group_size", "grouping", "seq_len")
+SIGNATURE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Genome:
+    """What the bits of a genome mean: heads, then neuron groups (``groups[l][g]`` = the
+    neuron indices of group g of layer l), and what each gene costs."""
+
+    layers: int
+    heads: int
+    neurons: int
+    groups: tuple[tuple[np.ndarray, ...], ...]
+    costs: UnitCosts
+
+    @property
+    def n_heads(self) -> int:
+        return self.layers * self.heads
+
+    @property
+    def length(self) -> int:
+        return self.n_heads + sum(len(g) for g in self.groups)
+
+    @property
+    def gene_cost(self) -> np.ndarray:
+        """FLOPs each gene adds when kept (heads first, then every layer's groups)."""
+        heads = np.full(self.n_heads, self.costs.per_head)
+        groups = [self.costs.per_neuron * len(idx) for layer in self.groups for idx in layer]
+        return np.concatenate([heads, np.asarray(groups, dtype=np.float64)])
+
+    def decode(self, genome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(head keep-mask [L, H], neuron keep-mask [L, intermediate]) of a genome."""
+        genome = np.asarray(genome, dtype=bool).ravel()
+        heads = genome[: self.n_heads].reshape(self.layers, self.heads)
+        neurons = np.zeros((self.layers, self.neurons), dtype=bool)
+        pos = self.n_heads
+        for layer, groups in enumerate(self.groups):
+            for idx in groups:
+                if genome[pos]:
+                    neurons[layer, idx] = True
+                pos += 1
+        return heads, neurons
+
+    def flops(self, genome: np.ndarray) -> float:
+        """Encoder FLOPs of the genome's model (= ``costs.encoder`` of the decoded masks)."""
+        return float(self.gene_cost @ np.asarray(genome, dtype=np.float64).ravel())
+
+    def digest(self) -> str:
+        """A short hash of the grouping (the checkpoint signature names it)."""
+        h = hashlib.sha256()
+        for layer in self.groups:
+            for idx in layer:
+                h.update(np.asarray(idx, dtype=np.int64).tobytes())
+                h.update(b"|")
+        return h.hexdigest()[:16]
+
+
+def make_groups(ranking: np.ndarray, group_size: int) -> tuple[tuple[np.ndarray, ...], ...]:
+    """Cut each layer's neuron order (``ranking`` [L, F], a permutation per row) into blocks
+    of ``group_size`` (the last one smaller when it does not divide F)."""
+    ranking = np.asarray(ranking)
+    F = ranking.shape[1]
+    if group_size < 1:
+        raise ValueError(f"config prune.ga_ffn.group_size must be >= 1, got {group_size}")
+    return tuple(tuple(np.sort(row[i:i + group_size]) for i in range(0, F, group_size)) for row in ranking)
+
+
+@torch.no_grad()
+def neuron_scores(model, tokenizer, texts, *, max_length: int, batch_size: int = 32) -> np.ndarray:
+    """Label-free neuron score [L, F] of a model on ``texts``: mean |activation| over real
+    tokens times the L2 norm of the neuron's output weights (column of ``output.dense``)."""
+    device = next(model.parameters()).device
+    model.eval()
+    layers = layers_of(model)
+    sums = [torch.zeros(layer.intermediate.dense.out_features, dtype=torch.float64) for layer in layers]
+    count = 0.0
+    current = {}
+    handles = []
+    for i, layer in enumerate(layers):
+        def hook(module, args, i=i):
+            act = args[0].detach().abs().double()
+            sums[i] += act[current["mask"]].sum(0).cpu()
+        handles.append(layer.output.dense.register_forward_pre_hook(hook))
+    ids = encode(tokenizer, texts, max_length)
+    try:
+        for idx in length_sorted_batches([len(x) for x in ids], batch_size):
+            batch = collate(tokenizer, ids, idx, device)
+            current["mask"] = batch["attention_mask"].bool()
+            count += float(current["mask"].sum())
+            model(**batch)
+    finally:
+        for h in handles:
+            h.remove()
+    norms = [layer.output.dense.weight.detach().double().norm(dim=0).cpu() for layer in layers]
+    return torch.stack([s / max(count, 1.0) * n for s, n in zip(sums, norms)]).numpy()
+
+
+# --------------------------------------------------------------------------- budget operators
+
+
+class BudgetOps:
+    """The GA's operators on genomes whose FLOPs stay within ``budget`` and are full."""
+
+    def __init__(self, genome: Genome, budget: float):
+        self.genome = genome
+        self.cost = genome.gene_cost
+        self.budget = float(budget)
+        self.tol = 1e-9 * max(1.0, self.budget)
+        if self.cost.min() <= 0:
+            raise ValueError("every gene must cost FLOPs")
+
+    def spent(self, m: np.ndarray) -> float:
+        return float(self.cost @ m)
+
+    def _fill(self, m: np.ndarray, order) -> np.ndarray:
+        """Add the genes of ``order`` (indices) that still fit, in that order."""
+        slack = self.budget - self.spent(m)
+        for j in order:
+            if not m[j] and self.cost[j] <= slack + self.tol:
+                m[j] = True
+                slack -= self.cost[j]
+        return m
+
+    def _fill_weighted(self, m: np.ndarray, weights: np.ndarray, rng: np.random.Generator, exclude=()) -> np.ndarray:
+        """Add genes that fit, one at a time, drawn with probability ~ ``weights``; genes in
+        ``exclude`` only once nothing else fits."""
+        excluded = np.zeros(len(m), dtype=bool)
+        excluded[list(exclude)] = True
+        for allow_excluded in (False, True):
+            while True:
+                slack = self.budget - self.spent(m)
+                fits = np.flatnonzero(~m & (self.cost <= slack + self.tol) & (allow_excluded | ~excluded))
+                if len(fits) == 0:
+                    break
+                p = weights[fits] / weights[fits].sum()
+                m[rng.choice(fits, p=p)] = True
+        return m
+
+    def random(self, rng: np.random.Generator) -> np.ndarray:
+        m = np.zeros(self.genome.length, dtype=bool)
+        nh = self.genome.n_heads
+        share = rng.random()  # of the budget spent on heads first
+        spent = 0.0
+        for j in rng.permutation(nh):
+            if spent + self.cost[j] > share * self.budget + self.tol:
+                break
+            m[j] = True
+            spent += self.cost[j]
+        m = self._fill(m, nh + rng.permutation(self.genome.length - nh))
+        return self._fill(m, rng.permutation(self.genome.length))
+
+    def crossover(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+        child = a & b
+        child = self._fill(child, rng.permutation(np.flatnonzero(a ^ b)))
+        return self._fill(child, rng.permutation(self.genome.length))
+
+    def mutate(self, m: np.ndarray, G: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        m = np.asarray(m, dtype=bool).copy()
+        kept, pruned = np.flatnonzero(m), np.flatnonzero(~m)
+        if len(pruned) == 0 or len(kept) == 0:
+            return m
+        p_in = G[pruned] + ga.MUTATION_FLOOR
+        added = rng.choice(pruned, p=p_in / p_in.sum())
+        m[added] = True
+        removed = []
+        while self.spent(m) > self.budget + self.tol:
+            kept = np.flatnonzero(m)
+            kept = kept[kept != added]
+            p_out = (1.0 - G[kept]) + ga.MUTATION_FLOOR
+            out = rng.choice(kept, p=p_out / p_out.sum())
+            m[out] = False
+            removed.append(out)
+        return self._fill_weighted(m, G + ga.MUTATION_FLOOR, rng, exclude=removed)
+
+    def check(self, m: np.ndarray) -> str | None:
+        spent = self.spent(m)
+        if spent > self.budget + self.tol:
+            return f"an individual costs {spent:.6g} FLOPs, over the budget {self.budget:.6g}"
+        slack = self.budget - spent
+        pruned = ~np.asarray(m, dtype=bool)
+        if pruned.any() and self.cost[pruned].min() <= slack - self.tol:
+            return f"an individual leaves {slack:.6g} FLOPs unused that a pruned gene would fit"
+        return None
+
+    def operators(self) -> ga.Operators:
+        return ga.Operators(random=self.random, crossover=self.crossover, mutate=self.mutate, check=self.check,
+                            initial_G=min(1.0, self.budget / float(self.cost.sum())))
+
+
+# --------------------------------------------------------------------------- the method
+
+
+def split_params(section: dict) -> tuple[ga.GAParams, dict]:
+    """``prune.ga_ffn``: the GA's keys (as ``prune.ga``) and this method's own."""
+    own = {k: section[k] for k in OWN_KEYS if k in section}
+    missing = [k for k in OWN_KEYS if k not in own]
+    if missing:
+        raise KeyError(f"config prune.ga_ffn: missing keys {missing}")
+    if own["grouping"] not in ("activation", "index"):
+        raise ValueError(f"config prune.ga_ffn.grouping: activation or index, got {own['grouping']!r}")
+    ga_section = {k: v for k, v in section.items() if k not in OWN_KEYS}
+    try:
+        params = ga.GAParams.from_section(ga_section)
+    except KeyError as err:
+        raise KeyError(str(err).replace("prune.ga:", "prune.ga_ffn:")) from None
+    return params, own
+
+
+def build_genome(task: PruneTask, own: dict) -> Genome:
+    """The genome layout of a task: the model's shape, its grouping, FLOPs per gene."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(task.model_dir))  # the feed-forward width too
+    L, H, F = config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
+    if own["grouping"] == "activation":
+        from ..model.sources import load_classifier, load_tokenizer
+
+        model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation="eager").to(task.device)
+        scores = neuron_scores(model, load_tokenizer(task.model_dir), task.train_texts, max_length=task.train_cfg.max_length)
+        del model
+        ranking = np.argsort(-scores, axis=1, kind="stable")
+    else:
+        ranking = np.tile(np.arange(F), (L, 1))
+    return Genome(layers=L, heads=H, neurons=F, groups=make_groups(ranking, int(own["group_size"])),
+                  costs=UnitCosts.of(config, int(own["seq_len"])))
+
+
+def _worker_score(masks) -> float:
+    head_keep, neuron_keep = masks
+    task = ga._WORKER_TASK
+    return float(score_mask(task, head_keep, neuron_keep=neuron_keep)[task.metric])
+
+
+def run(task: PruneTask) -> PruneResult:
+    """``ga_ffn``: the genetic search over heads and neuron groups within the FLOPs budget
+    of ``task.rate`` (percent of the encoder's forward FLOPs removed)."""
+    params, own = split_params(task.params)
+    genome = build_genome(task, own)
+    budget = genome.costs.budget(task.rate)
+    ops = BudgetOps(genome, budget)
+    signature = {"version": SIGNATURE_VERSION, "kind": "ga_ffn", "shape": [1, genome.length], "budget": budget,
+                 "own": own, "grouping": genome.digest(), "params": params.search_params(), "seed": task.seed}
+    store = ga.CheckpointStore(Path(task.workdir) / "ga_ffn_checkpoint.json") if task.workdir is not None else None
+
+    def fitness(bits: np.ndarray) -> float:
+        heads, neurons = genome.decode(bits)
+        return float(score_mask(task, heads, neuron_keep=neurons)[task.metric])
+
+    pool = None
+    evaluate_many = None
+    workers = params.workers
+    if workers > 1:  # processes sharing the job's cores (one GPU each is ga.run's business)
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        pool = ctx.Pool(workers, initializer=ga._worker_init, initargs=(task, max(1, int(task.threads) // workers), None))
+
+        def evaluate_many(batch: list[np.ndarray]) -> list[float]:
+            return pool.map(_worker_score, [genome.decode(b) for b in batch], chunksize=1)
+
+    log.info("GA-FFN: %d genes (%d heads + %d neuron groups), budget %.4g of %.4g encoder FLOPs (%.1f%% removed), %s",
+             genome.length, genome.n_heads, genome.length - genome.n_heads, budget, genome.costs.full_encoder, task.rate, params)
+    try:
+        result = ga.evolve((1, genome.length), ops.operators(), signature, fitness, params, task.seed, store,
+                           evaluate_many=evaluate_many, progress=task.progress)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    heads, neurons = genome.decode(result.best_mask)
+    kept, full = genome.costs.encoder(heads, neurons), genome.costs.full_encoder
+    return PruneResult(
+        head_keep=heads,
+        unit="flops",
+        neuron_keep=neurons,
+        flops=(kept, full),
+        history=result.history,
+        extras={
+            "best_fitness": result.best_fitness,
+            "fitness_metric": task.metric,
+            "G_heads": result.G.ravel()[: genome.n_heads].reshape(genome.layers, genome.heads).tolist(),
+            "G_groups": result.G.ravel()[genome.n_heads:].tolist(),
+            "evaluations": result.evaluations,
+            "cache_hits": result.cache_hits,
+            "generations_run": result.generations_run,
+            "stopped": result.stopped,
+            "budget_flops": budget,
+            "flops_removed_percent": 100 * (1 - kept / full),
+            "heads_kept": int(heads.sum()),
+            "neurons_kept": int(neurons.sum()),
+            "genes": genome.length,
+            **own,
+        },
+    )

@@ -1,0 +1,226 @@
+"""The speed-quality frontier (issue #18): every method and rate placed on one speed axis,
+the measured CPU inference speed-up of its physically pruned models (rule bench_inference),
+against its test metric after the shared fine-tuning, both with intervals.
+
+Whatever a method's rate counts (heads, weights, or the encoder's FLOPs for ``fisher`` and
+``ga_ffn``), its models are timed the same way, so the speed-up is the common axis.
+
+* metric: mean over runs with the paired-bootstrap interval over test examples and runs
+  (:mod:`.stats`, as claims.csv); difference from the unpruned reference (no augmentation)
+  with its interval;
+* speed-up: the mean over a rate's masks (search seeds) of median(unpruned) /
+  median(pruned) latency, and a 95% interval from resampling each mask's interleaved timing
+  pairs (as :func:`.tables.inference_gain`);
+* *speed-up at no significant loss*: among the rates that pass against the reference with
+  :func:`.tables.passes` (the interval's upper end >= 0, no collapsed run) and every lower
+  tested rate passes too (:func:`.tables.highest_contiguous`), the highest mean speed-up;
+  *within the allocation* likewise against the reference minus ``report.loss_allocation``
+  points;
+* head-to-head: at each rate two methods both ran (same rate = same head count, or same
+  FLOPs budget), the paired bootstrap of one minus the other, and both speed-ups.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..io import save_figure  # noqa: E402
+from . import tables  # noqa: E402
+
+# (challenger, competitor) pairs compared head to head, when both ran: the GA and Kwon et
+# al.'s method on the same search space and budget
+DUELS = [("ga_ffn", "fisher"), ("ga", "fisher_heads")]
+
+
+def speedups(bench: dict | None, method: str, *, resamples: int = 2000, confidence: float = 0.95,
+             seed: int = 0) -> dict[int, dict]:
+    """Per rate of one method: the mean measured speed-up over its masks, its interval
+    (each mask's timing pairs resampled), the mean FLOP speed-up, parameters and masks."""
+    if not bench or method not in bench:
+        return {}
+    by_rate: dict[int, list[dict]] = {}
+    for entry in bench[method]["entries"]:
+        by_rate.setdefault(int(entry["rate"]), []).append(entry)
+    rng = np.random.default_rng(seed)
+    alpha = (1 - confidence) / 2
+    out = {}
+    for rate, entries in sorted(by_rate.items()):
+        draws = []
+        for e in entries:
+            base, pruned = np.asarray(e["unpruned_ms"]), np.asarray(e["pruned_ms"])
+            idx = rng.integers(0, len(base), size=(resamples, len(base)))
+            draws.append(np.median(base[idx], 1) / np.median(pruned[idx], 1))
+        draws = np.mean(draws, 0)
+        out[rate] = {
+            "speedup": float(np.mean([e["measured_speedup"] for e in entries])),
+            "speedup_low": float(np.quantile(draws, alpha)),
+            "speedup_high": float(np.quantile(draws, 1 - alpha)),
+            "flop_speedup": float(np.mean([e["flop_speedup"] for e in entries])),
+            "params": float(np.mean([e["pruned"]["params"] for e in entries])),
+            "masks": len(entries),
+            "bench_unit": entries[0].get("unit"),
+        }
+    return out
+
+
+def _groups(results: tables.Results) -> dict[tuple, dict[int, tables.Cell]]:
+    s = results.settings
+    groups: dict[tuple, dict[int, tables.Cell]] = {}
+    for cell in results.cells.values():
+        if cell.method != "unpruned" and cell.selection == s.selection:
+            groups.setdefault((cell.method, cell.augmentation), {})[cell.rate] = cell
+    return groups
+
+
+def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
+    """One row per method, augmentation and rate (and the unpruned reference): the metric
+    and its interval, the difference from the reference and its interval, whether the rate
+    is lossless / within the allocation, the measured speed-up and its interval."""
+    s = results.settings
+    ref = results.reference("none")
+    ref_mean, ref_low, ref_high = results.interval(ref)
+    rows = [{"method": "unpruned", "augmentation": "none", "unit": "", "rate": 0, "metric": s.metric, "value": ref_mean,
+             "ci_low": ref_low, "ci_high": ref_high, "runs": len(ref.preds), "speedup": 1.0, "speedup_low": 1.0,
+             "speedup_high": 1.0, "flop_speedup": 1.0, "files": ref.file}]
+    for (method, aug), by_rate in sorted(_groups(results).items()):
+        speed = speedups(bench, method, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
+        for rate, cell in sorted(by_rate.items()):
+            mean, low, high = results.interval(cell)
+            lossless, c0 = tables.passes(results, cell, ref, 0.0)
+            within, c1 = tables.passes(results, cell, ref, -s.allocation)
+            sp = speed.get(rate, {})
+            rows.append({
+                "method": method, "augmentation": aug, "unit": cell.unit, "rate": rate, "metric": s.metric,
+                "value": mean, "ci_low": low, "ci_high": high, "runs": len(cell.preds),
+                "vs_reference": c0.difference, "vs_reference_low": c0.low, "vs_reference_high": c0.high,
+                "lossless": lossless, "within": within, "collapsed_runs": cell.collapsed_runs,
+                "speedup": sp.get("speedup", math.nan), "speedup_low": sp.get("speedup_low", math.nan),
+                "speedup_high": sp.get("speedup_high", math.nan), "flop_speedup": sp.get("flop_speedup", math.nan),
+                "params": sp.get("params", math.nan), "masks_timed": sp.get("masks", 0),
+                "files": tables._files(cell, ref) + (f";{bench[method].get('file', '')}" if bench and method in bench else ""),
+            })
+    out = pd.DataFrame(rows)
+    out["test_n"] = len(results.labels)
+    return out
+
+
+def _best_speedup(rows: pd.DataFrame, column: str) -> pd.Series | None:
+    """The row of the highest mean speed-up among the contiguous passing rates."""
+    rates = sorted(rows["rate"])
+    ok = dict(zip(rows["rate"], rows[column]))
+    top = tables.highest_contiguous(rates, ok)
+    if top is None:
+        return None
+    passing = rows[(rows["rate"] <= top) & rows["speedup"].notna()]
+    if passing.empty:
+        return None
+    return passing.loc[passing["speedup"].idxmax()]
+
+
+def frontier_table(pts: pd.DataFrame, allocation_points: float) -> pd.DataFrame:
+    """Per method and augmentation: the speed-up it reaches at no significant loss and
+    within the allocation, with the rate, metric and intervals behind each."""
+    rows = []
+    for (method, aug), group in pts[pts["method"] != "unpruned"].groupby(["method", "augmentation"], sort=True):
+        group = group.sort_values("rate")
+        row = {"method": method, "augmentation": aug, "unit": group["unit"].iloc[0],
+               "rates_tested": " ".join(str(r) for r in group["rate"]), "metric": group["metric"].iloc[0],
+               "allocation_points": allocation_points}
+        for name in ("lossless", "within"):
+            best = _best_speedup(group, name)
+            for col in ("rate", "speedup", "speedup_low", "speedup_high", "value", "vs_reference", "vs_reference_low",
+                        "vs_reference_high"):
+                row[f"{name}_{col}"] = None if best is None else best[col]
+        row["max_speedup_tested"] = float(group["speedup"].max()) if group["speedup"].notna().any() else None
+        row["files"] = ";".join(sorted({f for fs in group["files"] for f in str(fs).split(";") if f}))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for col in ("lossless_rate", "within_rate"):
+        if col in out:
+            out[col] = out[col].astype("Int64")
+    return out
+
+
+def versus(results: tables.Results, bench: dict | None, duels=DUELS) -> pd.DataFrame:
+    """Head to head at every rate both methods of a duel ran (no augmentation): the paired
+    bootstrap of a - b, its verdict ("held" = a better), and both speed-ups."""
+    s = results.settings
+    rows = []
+    for a, b in duels:
+        speed_a = speedups(bench, a, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
+        speed_b = speedups(bench, b, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
+        rates = sorted({c.rate for c in results.cells.values() if c.method == a and c.selection == s.selection})
+        for rate in rates:
+            ca, cb = results.get(a, s.selection, rate, "none"), results.get(b, s.selection, rate, "none")
+            if ca is None or cb is None:
+                continue
+            c = results.compare(ca, cb)
+            verdict = c.verdict()
+            winner = a if verdict == "held" else (b if verdict == "not held" else "neither (inconclusive)")
+            sa, sb = speed_a.get(rate, {}), speed_b.get(rate, {})
+            rows.append({
+                "a": a, "b": b, "unit": ca.unit, "rate": rate, "metric": s.metric, "value_a": c.value_a, "value_b": c.value_b,
+                "difference": c.difference, "ci_low": c.low, "ci_high": c.high, "verdict": verdict, "better": winner,
+                "runs_a": c.runs_a, "runs_b": c.runs_b, "test_n": c.n,
+                "speedup_a": sa.get("speedup", math.nan), "speedup_a_low": sa.get("speedup_low", math.nan),
+                "speedup_a_high": sa.get("speedup_high", math.nan),
+                "speedup_b": sb.get("speedup", math.nan), "speedup_b_low": sb.get("speedup_low", math.nan),
+                "speedup_b_high": sb.get("speedup_high", math.nan),
+                "files": tables._files(ca, cb),
+            })
+    return pd.DataFrame(rows)
+
+
+STYLE = {"ga": ("-", 2.2), "ga_ffn": ("-", 2.2), "fisher": ("--", 1.6), "fisher_heads": ("--", 1.6)}
+
+
+def figure(pts: pd.DataFrame, path: str | Path, *, metric: str, allocation_points: float) -> list[str]:
+    """Test metric vs measured speed-up, one line per method (no augmentation; augmented
+    rows dotted), both with their 95% intervals; the unpruned reference at 1x with its
+    interval shaded, the allocation below it dotted."""
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    ref = pts[pts["method"] == "unpruned"].iloc[0]
+    ax.axhspan(ref["ci_low"], ref["ci_high"], color="black", alpha=0.08)
+    ax.axhline(ref["value"], color="black", linestyle="--", linewidth=1.2, label="unpruned")
+    ax.axhline(ref["value"] - allocation_points / 100, color="black", linestyle=":", linewidth=0.8,
+               label=f"unpruned - {allocation_points:g} point(s)")
+    ax.axvline(2.0, color="grey", linewidth=0.6)
+    for (method, aug), group in pts[(pts["method"] != "unpruned") & pts["speedup"].notna()].groupby(
+            ["method", "augmentation"], sort=True):
+        group = group.sort_values("speedup")
+        style, width = STYLE.get(method, (":", 1.0))
+        if aug != "none":
+            style, width = ":", 1.0
+        xerr = np.array([group["speedup"] - group["speedup_low"], group["speedup_high"] - group["speedup"]])
+        yerr = np.array([group["value"] - group["ci_low"], group["ci_high"] - group["value"]])
+        bars = ax.errorbar(group["speedup"], group["value"], xerr=np.clip(xerr, 0, None), yerr=np.clip(yerr, 0, None),
+                           linestyle=style, linewidth=width, marker="o", markersize=3.5, capsize=2,
+                           label=method + ("" if aug == "none" else f" + {aug}") + f" ({group['unit'].iloc[0]})")
+        colour = bars[0].get_color()
+        for _, r in group.iterrows():
+            ax.annotate(f"{int(r['rate'])}", (r["speedup"], r["value"]), textcoords="offset points", xytext=(3, 3),
+                        fontsize=6, color=colour)
+    ax.set_xlabel("measured inference speed-up on this CPU (unpruned latency / pruned latency)")
+    ax.set_ylabel(f"test {metric} after the shared fine-tuning (mean over runs)")
+    ax.set_title("Speed-quality frontier (numbers: the rate; heads % or FLOPs % removed by unit)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    return save_figure(fig, path)
+
+
+def report(metrics_paths, bench_paths, settings: tables.Settings) -> dict[str, pd.DataFrame]:
+    """Everything the frontier rule writes, from the result files."""
+    from ..io import read_json
+
+    results = tables.load_results(metrics_paths, settings)
+    bench = {b["method"]: b for b in map(read_json, bench_paths)}
+    pts = points(results, bench)
+    return {"points": pts, "table": frontier_table(pts, settings.loss_allocation), "versus": versus(results, bench)}
