@@ -3,10 +3,20 @@
 import numpy as np
 import pytest
 import torch
-from lotteryprune.model.cost import cost
-from lotteryprune.model.heads import gated, head_layout, heads_per_layer, layers_of, load_masks, prune_heads, random_keep_mask, save_masks, save_pruned
-from lotteryprune.model.sources import load_classifier, load_tokenizer, resolve_source
 
+from lotteryprune.model.cost import cost
+from lotteryprune.model.heads import (
+    gated,
+    head_layout,
+    heads_per_layer,
+    layers_of,
+    load_masks,
+    prune_heads,
+    random_keep_mask,
+    save_masks,
+    save_pruned,
+)
+from lotteryprune.model.sources import load_classifier, load_tokenizer, resolve_source
 
 TEXTS = ["what a great day with friends", "i hate waiting so long", "ok", "this is not good at all, really not"]
 

@@ -4,7 +4,6 @@ import numpy as np
 import torch
 
 from conftest import train_cfg
-
 from lotteryprune.model import training
 from lotteryprune.model.sources import load_classifier, load_tokenizer
 

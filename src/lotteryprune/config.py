@@ -15,17 +15,25 @@ from pathlib import Path
 METHODS: dict[str, str] = {
     "ga": "lotteryprune.prune.ga:run",
     "random": "lotteryprune.prune.baselines:run_random",
-    "magnitude": "lotteryprune.prune.baselines:run_magnitude",
+    "magnitude": "lotteryprune.prune.magnitude:run",  # paper 002: weights, global |w|, iterative
+    "magnitude_heads": "lotteryprune.prune.baselines:run_magnitude_heads",  # ours: whole heads by mean |w|
     "importance": "lotteryprune.prune.baselines:run_importance",
-    "entropy": "lotteryprune.prune.baselines:run_entropy",
-    "sep": "lotteryprune.prune.baselines:run_sep",
+    "entropy": "lotteryprune.prune.baselines:run_entropy",  # paper 003: lowest entropy first
+    "sep": "lotteryprune.prune.baselines:run_sep",  # paper 003: lowest attention to [SEP] first
+    "entropy_reversed": "lotteryprune.prune.baselines:run_entropy_reversed",  # highest first (docs/methods.md)
+    "sep_reversed": "lotteryprune.prune.baselines:run_sep_reversed",  # highest first (docs/methods.md)
     "seven": "lotteryprune.prune.seven:run_weights",
     "seven_heads": "lotteryprune.prune.seven:run_heads",
     "mcap": "lotteryprune.prune.mcap:run",
+    # beyond the paper (issue #18; config/beyond.yaml): Kwon et al. 2022 and the GA over heads + FFN
+    "fisher": "lotteryprune.prune.fisher:run",  # heads + FFN neurons, FLOPs budget (unit flops)
+    "fisher_heads": "lotteryprune.prune.fisher:run_heads",  # heads only, the GA's rate
+    "ga_ffn": "lotteryprune.prune.ga_ffn:run",  # heads + FFN neuron groups, FLOPs budget (unit flops)
 }
 
 # methods whose config section has another name: variants share their family's section
-SECTION_OF = {"entropy": "attention", "sep": "attention", "seven_heads": "seven"}
+SECTION_OF = {"entropy": "attention", "sep": "attention", "entropy_reversed": "attention", "sep_reversed": "attention",
+              "seven_heads": "seven", "fisher_heads": "fisher"}
 
 # SEVEN's pruning window when prune.seven leaves it out (as lotteryprune.prune.seven reads it)
 SEVEN_WINDOW_DEFAULT = {"start_frac": 0.1, "end_frac": 0.7}
@@ -37,6 +45,14 @@ DATASETS = ("labelled", "extra")
 
 class ConfigError(ValueError):
     """A config value the schema lets through but the workflow cannot use; names the key."""
+
+
+def format_rate(rate: float | int | str) -> str:
+    """A selection rate as it appears in paths and wildcards: 5 -> "5", 0.5 -> "0.5"."""
+    value = float(rate)
+    if not value > 0:
+        raise ValueError(f"selection rate must be positive, got {rate!r}")
+    return f"{value:g}"
 
 
 def method_params(config: dict, method: str) -> dict:

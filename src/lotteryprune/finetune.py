@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 
 from .metrics import classification_metrics
-from .model.training import TrainConfig, attention_for_training, predict_logits, train
 from .model.cost import count_params
-from .model.heads import apply_weight_masks, layers_of, prune_heads, save_pruned
+from .model.heads import apply_weight_masks, as_masks, layers_of, prune_structure, save_pruned
 from .model.sources import load_classifier, load_tokenizer
+from .model.training import TrainConfig, attention_for_training, predict_logits, train
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,14 @@ def run(
     train_cfg: TrainConfig,
     device: str,
     progress: bool = True,
+    neuron_keep: np.ndarray | None = None,
 ) -> tuple[torch.nn.Module, dict, pd.DataFrame]:
-    """Fine-tune one pruning result; return the model, its metrics (valid and test, phase
-    timings) and its test predictions (``id``, ``label``, ``pred``, ``p_positive``)."""
+    """Fine-tune one pruning result (heads, weights and, with ``neuron_keep``, feed-forward
+    neurons); return the model, its metrics (test split, phase timings) and its test
+    predictions (``id``, ``label``, ``pred``, ``p_positive``). The valid split is not
+    evaluated: no table reads it (the searches use it), and it would cost each run a pass."""
     model = load_classifier(model_dir, seed=train_cfg.seed, attn_implementation=attention_for_training(device))
-    if head_keep is not None and not np.asarray(head_keep).all():
-        prune_heads(model, head_keep)
+    prune_structure(model, head_keep, neuron_keep)
     apply_weight_masks(model, weight_masks)
     model.to(device)
     tokenizer = load_tokenizer(model_dir)
@@ -67,18 +69,15 @@ def run(
         model, tokenizer, train_rows["text"].tolist(), train_rows["label"].astype(int).tolist(), train_cfg,
         weight_masks=weight_masks, progress=progress, desc="true labels",
     )
-    predictions = None
-    for part in ("valid", "test"):
-        rows = split[split["split"] == part]
-        start = time.perf_counter()
-        logits = predict_logits(model, tokenizer, rows["text"].tolist(), max_length=train_cfg.max_length, dtype=train_cfg.dtype)
-        seconds = time.perf_counter() - start
-        labels = rows["label"].astype(int).to_numpy()
-        pred = logits.argmax(1)
-        result[part] = {**classification_metrics(labels, pred), "positive_rate": float(pred.mean()), "inference_seconds": seconds}
-        if part == "test":
-            p_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1)[:, 1].numpy()
-            predictions = pd.DataFrame({"id": rows["id"].astype(str).to_numpy(), "label": labels, "pred": pred.astype(int), "p_positive": p_positive})
+    rows = split[split["split"] == "test"]
+    start = time.perf_counter()
+    logits = predict_logits(model, tokenizer, rows["text"].tolist(), max_length=train_cfg.max_length, dtype=train_cfg.dtype)
+    seconds = time.perf_counter() - start
+    labels = rows["label"].astype(int).to_numpy()
+    pred = logits.argmax(1)
+    result["test"] = {**classification_metrics(labels, pred), "positive_rate": float(pred.mean()), "inference_seconds": seconds}
+    p_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1)[:, 1].numpy()
+    predictions = pd.DataFrame({"id": rows["id"].astype(str).to_numpy(), "label": labels, "pred": pred.astype(int), "p_positive": p_positive})
     result["train_seconds"] = result["train"]["seconds"] + result.get("augment", {}).get("seconds", 0.0)
     log.info("test %s", {k: v for k, v in result["test"].items()})
     return model, result, predictions
@@ -89,7 +88,7 @@ def run_cell(
     split: pd.DataFrame,
     *,
     runs: list[tuple[int, int]],
-    masks: dict[int, tuple[np.ndarray, dict | None]] | None,
+    masks: dict[int, tuple] | None,
     augment: tuple[list[str], list[int]] | None,
     augment_section: dict,
     train_section: dict,
@@ -101,19 +100,20 @@ def run_cell(
     progress: bool = True,
 ) -> tuple[list[dict], pd.DataFrame]:
     """Every run of one cell: (search seed, fine-tuning seed) pairs, the mask of each search
-    seed (None: the unpruned reference). Returns the runs' metrics and their test
+    seed (None: the unpruned reference), as (heads, weights[, neurons]) or
+    :class:`lotteryprune.model.heads.Masks`. Returns the runs' metrics and their test
     predictions (one frame, with ``search_seed`` and ``finetune_seed`` columns). With
     ``save_dir``, each model is ``save_pretrained`` to ``<save_dir>/seed<search>-<finetune>``."""
     records, frames = [], []
     for search_seed, finetune_seed in runs:
-        head_keep, weight_masks = (None, None) if masks is None else masks[search_seed]
+        head_keep, weight_masks, neuron_keep = (None, None, None) if masks is None else as_masks(masks[search_seed])
         augment_cfg = TrainConfig.from_section(augment_section, name="finetune.augment", max_length=max_length,
                                                seed=finetune_seed, dtype=dtype)
         train_cfg = TrainConfig.from_section(train_section, name="finetune.train", max_length=max_length,
                                              seed=finetune_seed, dtype=dtype)
         model, metrics, predictions = run(
             model_dir, split, head_keep=head_keep, weight_masks=weight_masks, augment=augment,
-            augment_cfg=augment_cfg, train_cfg=train_cfg, device=device, progress=progress,
+            augment_cfg=augment_cfg, train_cfg=train_cfg, device=device, progress=progress, neuron_keep=neuron_keep,
         )
         if save_dir is not None:
             save_pruned(model, tokenizer, Path(save_dir) / f"seed{search_seed}-{finetune_seed}")
