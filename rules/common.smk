@@ -8,14 +8,9 @@ min_version("9.0")
 validate(config, schema="../config/schema.yaml")
 
 from lotteryprune.config import method_params as section_params  # torch-free
-from lotteryprune.config import check_config, configfile_order, runs
+from lotteryprune.config import check_config, configfile_order, format_rate, runs
 
 check_config(config, configfile_order(workflow))  # what the schema cannot say, by key
-
-
-def format_rate(rate):
-    """5 -> "5", 0.5 -> "0.5": how selection rates appear in paths."""
-    return f"{float(rate):g}"
 
 
 wildcard_constraints:
@@ -100,6 +95,24 @@ def table6_summaries():
 
 def bench_paths():
     return [f"results/bench/{m}/{DEFAULT_SEL}.json" for m in METHODS]
+
+
+def prune_summaries():
+    """Every method's prune summary at every rate on the default lottery sample."""
+    return [
+        f"results/prune/{m}/{DEFAULT_SEL}/{r}/summary.json"
+        for m in METHODS
+        for r in PRUNE_RATES
+    ]
+
+
+def frontier_cells():
+    """The no-augmentation fine-tuning cells of every method and rate, and unpruned."""
+    return ["results/finetune/unpruned/none/metrics.json"] + [
+        finetune_cell(method, DEFAULT_SEL, rate, "none")
+        for method in METHODS
+        for rate in PRUNE_RATES
+    ]
 
 
 def ga_summaries():

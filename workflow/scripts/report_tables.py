@@ -20,6 +20,7 @@ t5 = tables.table5(results, model=f"{p.model} ({model['layers']}x{model['heads']
 t4 = tables.table4(results, table2, table2_file=snakemake.input.table2)
 t6 = tables.table6(results, summaries)
 claims = tables.claims(results, rates=list(p.rates), table2_preds=table2_preds, bench=bench)
-for name, table in (("table4", t4), ("table5", t5), ("table6", t6), ("claims", claims)):
+protocols = tables.own_protocol(map(io.read_json, snakemake.input.summaries), settings.metric)
+for name, table in (("table4", t4), ("table5", t5), ("table6", t6), ("claims", claims), ("protocols", protocols)):
     log.info("%s:\n%s", name, table.drop(columns=["files"], errors="ignore").to_string())
     io.write_csv(snakemake.output[name], table)

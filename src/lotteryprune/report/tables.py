@@ -24,9 +24,9 @@ Definitions (docs/methods.md, "Shared protocol", says the same):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -245,6 +245,8 @@ def table5(results: Results, *, model: str, data: str, bench: dict[str, dict] | 
                 verdicts["lossless"][r].difference, verdicts["lossless"][r].low, verdicts["lossless"][r].high)
             for r in rates for d in [distribution(results, by_rate[r])])
         row["speedup"] = " ".join(f"{r}%:{speed[r]:.3f}" for r in rates if r in speed)
+        if cells[0].unit == "weights":  # zeros in dense matrices: the same shapes, the same kernels
+            row["speedup_note"] = "weight mask: the model stays dense, so it runs at the unpruned speed (measured: speedup)"
         row["citation"] = ""
         row["files"] = _files(ref, *cells)
         rows.append(row)
@@ -457,6 +459,27 @@ def inference_gain(bench: dict[str, dict], method: str, rate: int, *, resamples:
     draws = np.mean(draws, 0)
     point = float(np.mean([1 - np.median(e["pruned_ms"]) / np.median(e["unpruned_ms"]) for e in entries]))
     return point, float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975)), len(entries)
+
+
+def own_protocol(summaries: Iterable[dict], metric: str) -> pd.DataFrame:
+    """Methods whose paper evaluates their own trained, pruned model (SEVEN; magnitude's
+    prune-and-fine-tune): that model's validation score beside the shared protocol's (the
+    mask on the pretrained model, then the same short training as every method), per rate,
+    mean over search seeds, on the same validation subsets."""
+    rows = []
+    for s in summaries:
+        own = [r["extras"]["own_model"] for r in s["runs"] if "own_model" in r.get("extras", {})]
+        if not own:
+            continue
+        rows.append({
+            "method": s["method"], "rate": s["rate"], "unit": s["unit"], "metric": metric, "seeds": len(own),
+            "shared_protocol": float(np.mean([r["valid"][metric] for r in s["runs"]])),
+            "own_model": float(np.mean([o[metric] for o in own])),
+            "own_protocol": own[0].get("protocol", ""),
+            "valid_n": s.get("valid_size"),
+        })
+    columns = ["method", "rate", "unit", "metric", "seeds", "shared_protocol", "own_model", "own_protocol", "valid_n"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["method", "rate"]).reset_index(drop=True)
 
 
 def table2_predictions(labels_by_method: dict[str, pd.DataFrame], test_ids: list[str]) -> dict[str, np.ndarray]:
