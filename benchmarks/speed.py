@@ -39,7 +39,7 @@ import yaml
 
 from lotteryprune import bench, finetune, io, runtime
 from lotteryprune.model import sources
-from lotteryprune.model.heads import random_keep_mask
+from lotteryprune.model.heads import n_pruned, random_keep_mask
 from lotteryprune.model.training import TrainConfig, train
 from lotteryprune.prune import ga
 from lotteryprune.prune.score import score_mask
@@ -129,13 +129,13 @@ def part_ga(results: Path, config: dict, generations: int, population: int) -> d
         sources._TEMPLATES.clear()
         calls = []
 
-        def fitness(mask, task=task):
+        def fitness(mask, task=task, calls=calls):
             calls.append(1)
             return float(score_mask(task, mask)[task.metric])
 
         start = time.perf_counter()
         with previous_recipe() if previous else contextlib.nullcontext():
-            result = ga.search(6, 12, 86, fitness, ga.GAParams.from_section(params), 0, reuse_fitness=not previous)
+            result = ga.search(6, 12, n_pruned(72, 70), fitness, ga.GAParams.from_section(params), 0, reuse_fitness=not previous)
         seconds = time.perf_counter() - start
         individuals = population * result.generations_run
         out[name] = {"individuals_per_min": 60 * individuals / seconds, "trained": len(calls), "individuals": individuals,

@@ -95,7 +95,7 @@ def main():
             cfg = zeroshot.ZeroShotConfig(scorer="nsp", template=TEMPLATE, batch_size=args.batch_size, chunk_size=4096, max_length=64, dtype=dtype)
             scorer = zeroshot.NSPScorer(model, tok, emotions, cfg, progress=False)
             scorer.score_raw(texts[:4])  # warm-up
-            fast, t_fast = timed(lambda: scorer.score_raw(texts))
+            fast, t_fast = timed(lambda scorer=scorer: scorer.score_raw(texts))
             r_fast = len(texts) * k / t_fast
             diff = np.abs(fast[: args.naive_texts] - slow)
             print(
@@ -107,7 +107,7 @@ def main():
         cfg = zeroshot.ZeroShotConfig(scorer="similarity", template=TEMPLATE, batch_size=args.batch_size, chunk_size=4096, max_length=64, dtype="float32")
         scorer = zeroshot.SimilarityScorer(model, tok, emotions, cfg, progress=False)
         scorer.score_raw(texts[:4])
-        fast, t_fast = timed(lambda: scorer.score_raw(texts))
+        fast, t_fast = timed(lambda scorer=scorer: scorer.score_raw(texts))
         sentences = zeroshot.hypothesis_sentences(emotions, cfg.template)
         slow, t_slow = timed(lambda: naive_similarity(model, tok, texts[: args.naive_texts], sentences))
         r_fast, r_slow = len(texts) * k / t_fast, args.naive_texts * k / t_slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from lotteryprune.model.heads import layers_of
 from lotteryprune.model.sources import load_classifier, load_tokenizer, materialise
 

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from lotteryprune.prune import ga
-from lotteryprune.model.heads import n_pruned, save_masks
+from lotteryprune.model.heads import n_pruned, random_flat_mask
 from lotteryprune.model.sources import materialise
+from lotteryprune.prune import ga
 
 L, H, N_PRUNE = 4, 6, 12
 
@@ -41,8 +41,8 @@ def test_crossover_and_mutation_preserve_the_prune_count():
     for _ in range(500):
         total = int(rng.integers(2, 80))
         n_prune = int(rng.integers(0, total))
-        a = ga.random_mask(total, n_prune, rng)
-        b = ga.random_mask(total, n_prune, rng)
+        a = random_flat_mask(total, n_prune, rng)
+        b = random_flat_mask(total, n_prune, rng)
         child = ga.crossover(a, b, rng)
         assert (~child).sum() == n_prune
         assert (child[a & b]).all()  # heads both parents keep stay kept
@@ -98,7 +98,7 @@ def test_search_beats_random_masks():
     target = target_mask(7)
     fitness = overlap_fitness(target)
     rng = np.random.default_rng(0)
-    random_best = max(fitness(ga.random_mask(L * H, N_PRUNE, rng).reshape(L, H)) for _ in range(60))
+    random_best = max(fitness(random_flat_mask(L * H, N_PRUNE, rng).reshape(L, H)) for _ in range(60))
     result = ga.search(L, H, N_PRUNE, fitness, {**PARAMS, "generations": 8}, seed=0)
     assert result.evaluations <= 8 * PARAMS["population"]
     assert result.best_fitness > random_best
@@ -192,8 +192,8 @@ def test_unknown_parameter_is_named():
 def test_run_on_the_tiny_model(tmp_path):
     import torch
 
-    from lotteryprune.prune import PruneTask, run_method
     from conftest import GA_PARAMS, train_cfg
+    from lotteryprune.prune import PruneTask, run_method
 
     torch.set_num_threads(1)
     model_dir = tmp_path / "tiny"
@@ -232,8 +232,8 @@ def test_run_on_the_tiny_model(tmp_path):
 def test_parallel_workers_match_serial(tmp_path):
     import torch
 
-    from lotteryprune.prune import PruneTask
     from conftest import GA_PARAMS, train_cfg
+    from lotteryprune.prune import PruneTask
 
     torch.set_num_threads(1)
     model_dir = tmp_path / "tiny"

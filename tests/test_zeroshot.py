@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from lotteryprune import zeroshot
+from lotteryprune.model.sources import materialise, resolve_source
 from lotteryprune.resume import WorkDir
 
 # the zeroshot section of a config (every key given: the library has no defaults)
 ZS = {"scorer": "similarity", "template": "This example is {label}.", "batch_size": 128, "chunk_size": 4096,
       "max_length": 64, "dtype": "float32"}
-from lotteryprune.model.sources import materialise, resolve_source
 
 TEXTS = [
     "today is a great day",

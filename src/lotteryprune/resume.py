@@ -20,8 +20,9 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .io import _default
 
@@ -77,7 +78,7 @@ class WorkDir:
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
-    def journal(self, name: str) -> "Journal":
+    def journal(self, name: str) -> Journal:
         return Journal(self.path / name)
 
     def clear(self) -> None:

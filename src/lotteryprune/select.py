@@ -11,10 +11,11 @@ from __future__ import annotations
 import heapq
 import re
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from .config import format_rate
 from .io import atomic_path, save_figure
 
 SELECTORS = ("random", "kmeans")
@@ -23,14 +24,6 @@ SEL_PATTERN = r"(random|kmeans)-[0-9.]+"
 FULL_KMEANS_LIMIT = 50_000_000
 # entries of the centre x sample distance matrix computed at once (memory bound)
 DISTANCE_BLOCK = 20_000_000
-
-
-def format_rate(rate: float | int | str) -> str:
-    """A selection rate as it appears in paths and wildcards: 5 -> "5", 0.5 -> "0.5"."""
-    value = float(rate)
-    if not value > 0:
-        raise ValueError(f"selection rate must be positive, got {rate!r}")
-    return f"{value:g}"
 
 
 def sel_name(selector: str, rate: float | int | str) -> str:

@@ -8,7 +8,7 @@ the eager attention implementation: load the model with
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch

@@ -7,7 +7,7 @@ training shuffles within mega-batches of similar length, then shuffles the batch
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

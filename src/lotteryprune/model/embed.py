@@ -6,7 +6,7 @@ sorted by length and padded per batch, so short tweets cost little.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ class TrainConfig:
     dtype: str  # the config's top-level `dtype`: float32 | bfloat16 | auto
 
     @classmethod
-    def from_section(cls, section: dict, *, name: str = "train", **job) -> "TrainConfig":
+    def from_section(cls, section: dict, *, name: str = "train", **job) -> TrainConfig:
         """The recipe of config section ``name`` plus the job's own fields (seed, max_length,
         dtype). A missing or unknown key is named."""
         names = [f.name for f in fields(cls)]

@@ -20,7 +20,7 @@ import torch
 
 from ..model import attention
 from ..model.batching import collate, encode, length_sorted_batches
-from ..model.heads import gated, head_layout, layers_of, n_pruned, random_keep_mask
+from ..model.heads import gated, head_layout, layers_of, n_pruned, random_keep_mask, saved_layout
 from ..model.sources import load_classifier, load_tokenizer
 from ..model.training import attention_for_training, train
 from .task import PruneResult, PruneTask
@@ -55,13 +55,6 @@ def keep_from_scores(scores: np.ndarray, n_prune: int, pruned: np.ndarray | None
     return keep.reshape(scores.shape)
 
 
-def _layout(model_dir) -> tuple[int, int]:
-    from transformers import AutoConfig
-
-    cfg = AutoConfig.from_pretrained(str(model_dir))
-    return cfg.num_hidden_layers, cfg.num_attention_heads
-
-
 def _load(task: PruneTask, *, eager: bool = False):
     attn = "eager" if eager else attention_for_training(task.device)
     model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation=attn)
@@ -82,7 +75,7 @@ def run_random(task: PruneTask) -> PruneResult:
     seed is one draw (``prune.random.draws`` of them), seeded by (seed, rate) so draws at
     different rates are independent."""
     start = time.perf_counter()
-    layers, heads = _layout(task.model_dir)
+    layers, heads = saved_layout(task.model_dir)
     rng = np.random.default_rng([task.seed, int(round(task.rate * 100))])
     return PruneResult(head_keep=random_keep_mask(layers, heads, task.rate, rng), extras={"seconds": time.perf_counter() - start})
 
