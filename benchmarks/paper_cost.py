@@ -117,8 +117,14 @@ def work(config: dict) -> list[dict]:
     rows = []
 
     pairs = (SENTIMENT140 + CIVIL_COMMENTS) * 42
-    rows.append({"stage": "zeroshot (NSP)", "units": f"{pairs / 1e6:.0f}M text-hypothesis pairs", "flops": pairs * pair,
-                 "pairs": pairs})
+    rows.append(
+        {
+            "stage": "zeroshot (NSP)",
+            "units": f"{pairs / 1e6:.0f}M text-hypothesis pairs",
+            "flops": pairs * pair,
+            "pairs": pairs,
+        }
+    )
 
     ga = prune["ga"]
     evals = ga["population"] * ga["generations"]  # an upper bound: the plateau stops earlier
@@ -126,15 +132,22 @@ def work(config: dict) -> list[dict]:
 
     def search_flops(lottery_size: float, rate: int) -> float:
         keep = 1 - rate / 100
-        per_eval = lottery_size * epochs * 3 * bert_base_flops(TWEET_TOKENS, keep) + valid_fit * bert_base_flops(TWEET_TOKENS, keep)
+        per_eval = lottery_size * epochs * 3 * bert_base_flops(TWEET_TOKENS, keep) + valid_fit * bert_base_flops(
+            TWEET_TOKENS, keep
+        )
         return evals * per_eval
 
     ga_cells = [(config["select"]["default"], r) for r in rates]
     ga_cells += [(sel, config["report"]["reference_rate"]) for sel in selections if sel != config["select"]["default"]]
     ga_flops = seeds * sum(search_flops(lottery[sel], r) for sel, r in ga_cells)
-    rows.append({"stage": f"GA search ({len(ga_cells)} cells x {seeds} seeds, <= {evals} evaluations each)",
-                 "units": f"{len(ga_cells) * seeds * evals / 1e3:.0f}k evaluations at most", "flops": ga_flops,
-                 "train_samples": ga_flops / (3 * tweet)})
+    rows.append(
+        {
+            "stage": f"GA search ({len(ga_cells)} cells x {seeds} seeds, <= {evals} evaluations each)",
+            "units": f"{len(ga_cells) * seeds * evals / 1e3:.0f}k evaluations at most",
+            "flops": ga_flops,
+            "train_samples": ga_flops / (3 * tweet),
+        }
+    )
 
     others = [m for m in methods if m != "ga"]
     draws = prune["random"]["draws"]
@@ -144,16 +157,24 @@ def work(config: dict) -> list[dict]:
         for r in rates:
             keep = 1 - r / 100
             # one pass of the shared short training + scoring; the search itself is at most one more training pass
-            score = default_lottery * epochs * 3 * bert_base_flops(TWEET_TOKENS, keep) + valid_fit * bert_base_flops(TWEET_TOKENS, keep)
+            score = default_lottery * epochs * 3 * bert_base_flops(TWEET_TOKENS, keep) + valid_fit * bert_base_flops(
+                TWEET_TOKENS, keep
+            )
             search = 0 if m == "random" else default_lottery * epochs * 3 * tweet
             other_flops += n * (score + search)
-    rows.append({"stage": f"other methods ({len(others)} x {len(rates)} rates x seeds)", "units": "one search + scoring each",
-                 "flops": other_flops, "train_samples": other_flops / (3 * tweet)})
+    rows.append(
+        {
+            "stage": f"other methods ({len(others)} x {len(rates)} rates x seeds)",
+            "units": "one search + scoring each",
+            "flops": other_flops,
+            "train_samples": other_flops / (3 * tweet),
+        }
+    )
 
     aug_samples = n_train + CIVIL_COMMENTS
     cells = []
     for m in methods:
-        for aug in (finetune["augmentations"] if m in finetune["methods"] else ["none"]):
+        for aug in finetune["augmentations"] if m in finetune["methods"] else ["none"]:
             cells += [(m, r, aug) for r in rates]
     cells += [("ga", config["report"]["reference_rate"], a) for a in ["none"] + list(config["compress"]["methods"])]
     cells += [("ga-sel", config["report"]["reference_rate"], "none") for _ in selections[1:]]
@@ -165,10 +186,18 @@ def work(config: dict) -> list[dict]:
         runs += n
         keep = 1 - r / 100 if m not in ("magnitude", "seven") else 1.0
         per_sample = bert_base_flops(TWEET_TOKENS, keep)
-        samples = finetune["train"]["epochs"] * n_train + (finetune["augment"]["epochs"] * aug_samples if aug != "none" else 0)
+        samples = finetune["train"]["epochs"] * n_train + (
+            finetune["augment"]["epochs"] * aug_samples if aug != "none" else 0
+        )
         ft_flops += n * (3 * samples + n_valid + n_test) * per_sample
-    rows.append({"stage": f"final fine-tuning ({len(cells)} cells, {runs} runs)", "units": f"{runs} runs",
-                 "flops": ft_flops, "train_samples": ft_flops / (3 * tweet)})
+    rows.append(
+        {
+            "stage": f"final fine-tuning ({len(cells)} cells, {runs} runs)",
+            "units": f"{runs} runs",
+            "flops": ft_flops,
+            "train_samples": ft_flops / (3 * tweet),
+        }
+    )
     return rows
 
 
@@ -188,8 +217,10 @@ def main(argv=None) -> None:
     tweet = bert_base_flops(TWEET_TOKENS)
     cpu_flops_train = rates["train_samples_per_s"] * 3 * tweet  # effective FLOP/s of training here
     cpu_flops_nsp = rates["nsp_pairs_per_s"] * bert_base_flops(TWEET_TOKENS + HYPOTHESIS_TOKENS)
-    print(f"measured here: NSP {rates['nsp_pairs_per_s']:.0f} pairs/s, training {rates['train_samples_per_s']:.1f} "
-          f"samples/s (bert-base shape, {args.threads} threads); GPU at {args.gpu_tflops:.0f} TFLOP/s sustained (assumed)\n")
+    print(
+        f"measured here: NSP {rates['nsp_pairs_per_s']:.0f} pairs/s, training {rates['train_samples_per_s']:.1f} "
+        f"samples/s (bert-base shape, {args.threads} threads); GPU at {args.gpu_tflops:.0f} TFLOP/s sustained (assumed)\n"
+    )
     print("| stage (paper config) | work | PFLOP | here, 2 CPU cores (days) | GPU-hours (assumed rate) |")
     print("| --- | --- | --- | --- | --- |")
     total = 0.0
@@ -199,7 +230,9 @@ def main(argv=None) -> None:
         total += gpu
         print(f"| {row['stage']} | {row['units']} | {row['flops'] / 1e15:,.0f} | {cpu:,.0f} | {gpu:,.1f} |")
     print(f"| total | | | | {total:,.0f} |")
-    jobs = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text().split("__definitions__")[0].replace("__use_yte__: true", ""))
+    jobs = yaml.safe_load(
+        (ROOT / "profiles/slurm/config.yaml").read_text().split("__definitions__")[0].replace("__use_yte__: true", "")
+    )
     print(f"\nprofiles/slurm submits at most {jobs.get('jobs')} jobs at once; each model job asks for its GPU(s).")
     np.set_printoptions(precision=3)
 

@@ -48,8 +48,14 @@ def profile(results: Path) -> pd.DataFrame:
     for tsv in sorted(root.rglob("*.tsv")):
         frame = pd.read_csv(tsv, sep="\t")
         rule = benchmark_dir_rule(tsv, root, stages)
-        rows.append({"rule": rule, "stage": stages.get(rule, "?"), "seconds": float(frame["s"].iloc[-1]),
-                     "cpu_seconds": float(frame["cpu_time"].iloc[-1]) if "cpu_time" in frame else float("nan")})
+        rows.append(
+            {
+                "rule": rule,
+                "stage": stages.get(rule, "?"),
+                "seconds": float(frame["s"].iloc[-1]),
+                "cpu_seconds": float(frame["cpu_time"].iloc[-1]) if "cpu_time" in frame else float("nan"),
+            }
+        )
     if not rows:
         raise SystemExit(f"{root}: no benchmark files (run the workflow first)")
     return pd.DataFrame(rows)
@@ -63,13 +69,20 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     jobs = profile(Path(args.results))
     total = jobs["seconds"].sum()
-    by_rule = jobs.groupby(["stage", "rule"]).agg(jobs=("seconds", "size"), minutes=("seconds", lambda s: s.sum() / 60),
-                                                 mean_s=("seconds", "mean")).reset_index()
-    by_stage = jobs.groupby("stage").agg(jobs=("seconds", "size"), minutes=("seconds", lambda s: s.sum() / 60)).reset_index()
+    by_rule = (
+        jobs.groupby(["stage", "rule"])
+        .agg(jobs=("seconds", "size"), minutes=("seconds", lambda s: s.sum() / 60), mean_s=("seconds", "mean"))
+        .reset_index()
+    )
+    by_stage = (
+        jobs.groupby("stage").agg(jobs=("seconds", "size"), minutes=("seconds", lambda s: s.sum() / 60)).reset_index()
+    )
     print("| stage | rule | jobs | job-minutes | mean s per job | share |")
     print("| --- | --- | --- | --- | --- | --- |")
     for row in by_rule.sort_values("minutes", ascending=False).itertuples():
-        print(f"| {row.stage} | {row.rule} | {row.jobs} | {row.minutes:.1f} | {row.mean_s:.0f} | {row.minutes * 60 / total:.0%} |")
+        print(
+            f"| {row.stage} | {row.rule} | {row.jobs} | {row.minutes:.1f} | {row.mean_s:.0f} | {row.minutes * 60 / total:.0%} |"
+        )
     print()
     print("| stage | jobs | job-minutes | share |")
     print("| --- | --- | --- | --- |")
@@ -77,7 +90,9 @@ def main(argv=None) -> None:
         print(f"| {row.stage} | {row.jobs} | {row.minutes:.1f} | {row.minutes * 60 / total:.0%} |")
     print(f"\n{len(jobs)} jobs, {total / 60:.1f} job-minutes in all", end="")
     if args.wall:
-        print(f"; wall {args.wall / 60:.1f} min on {args.cores} cores: {total / (args.wall * args.cores):.0%} of the cores busy")
+        print(
+            f"; wall {args.wall / 60:.1f} min on {args.cores} cores: {total / (args.wall * args.cores):.0%} of the cores busy"
+        )
     else:
         print()
 

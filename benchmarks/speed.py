@@ -80,7 +80,9 @@ def previous_recipe():
     import lotteryprune.prune.score as score
 
     saved = training.attention_for_training, score.attention_for_training
-    training.attention_for_training = score.attention_for_training = finetune.attention_for_training = lambda device: "sdpa"
+    training.attention_for_training = score.attention_for_training = finetune.attention_for_training = lambda device: (
+        "sdpa"
+    )
     sources._template = fresh_template
     try:
         yield
@@ -98,9 +100,11 @@ def part_train(results: Path, config: dict, samples: int) -> dict:
     model_dir = results / "model" / "pretrained"
     out = {}
     section = dict(config["finetune"]["train"])
-    for name, dtype, previous in (("previous (fp32, sdpa, per-tensor AdamW)", "float32", True),
-                                  ("fp32, eager attention, fused AdamW", "float32", False),
-                                  ("bf16 autocast, eager, fused", "bfloat16", False)):
+    for name, dtype, previous in (
+        ("previous (fp32, sdpa, per-tensor AdamW)", "float32", True),
+        ("fp32, eager attention, fused AdamW", "float32", False),
+        ("bf16 autocast, eager, fused", "bfloat16", False),
+    ):
         cfg = TrainConfig.from_section(section, max_length=config["model"]["max_length"], seed=0, dtype=dtype)
         with previous_recipe() if previous else contextlib.nullcontext():
             attn = "sdpa" if previous else "eager"
@@ -121,11 +125,24 @@ def part_ga(results: Path, config: dict, generations: int, population: int) -> d
     sample = io.read_json(results / "select" / config["select"]["default"] / "ids.json")["ids"]
     params = {**config["prune"]["ga"], "population": population, "generations": generations, "patience": generations}
     out = {}
-    for name, previous, dtype in (("before: from_pretrained per individual, no fitness cache, fp32", True, "float32"),
-                                  ("after: in-memory copy, fitness cache, dtype auto", False, "auto")):
-        task = build_task(split, sample, model_dir=results / "model" / "pretrained", rate=70, seed=0, params=params,
-                          train=config["prune"]["train"], valid_size=config["prune"]["fitness_valid_size"],
-                          metric=config["metric"], max_length=config["model"]["max_length"], dtype=dtype, progress=False)
+    for name, previous, dtype in (
+        ("before: from_pretrained per individual, no fitness cache, fp32", True, "float32"),
+        ("after: in-memory copy, fitness cache, dtype auto", False, "auto"),
+    ):
+        task = build_task(
+            split,
+            sample,
+            model_dir=results / "model" / "pretrained",
+            rate=70,
+            seed=0,
+            params=params,
+            train=config["prune"]["train"],
+            valid_size=config["prune"]["fitness_valid_size"],
+            metric=config["metric"],
+            max_length=config["model"]["max_length"],
+            dtype=dtype,
+            progress=False,
+        )
         sources._TEMPLATES.clear()
         calls = []
 
@@ -135,16 +152,25 @@ def part_ga(results: Path, config: dict, generations: int, population: int) -> d
 
         start = time.perf_counter()
         with previous_recipe() if previous else contextlib.nullcontext():
-            result = ga.search(6, 12, n_pruned(72, 70), fitness, ga.GAParams.from_section(params), 0, reuse_fitness=not previous)
+            result = ga.search(
+                6, 12, n_pruned(72, 70), fitness, ga.GAParams.from_section(params), 0, reuse_fitness=not previous
+            )
         seconds = time.perf_counter() - start
         individuals = population * result.generations_run
-        out[name] = {"individuals_per_min": 60 * individuals / seconds, "trained": len(calls), "individuals": individuals,
-                     "seconds": seconds, "best": result.best_fitness}
+        out[name] = {
+            "individuals_per_min": 60 * individuals / seconds,
+            "trained": len(calls),
+            "individuals": individuals,
+            "seconds": seconds,
+            "best": result.best_fitness,
+        }
     base = next(iter(out.values()))["individuals_per_min"]
     print(f"\nGA at 70%, population {population}, {generations} generations, lottery sample {len(sample)}, 1 thread")
     for name, r in out.items():
-        print(f"  {name:<62} {r['individuals_per_min']:6.1f} individuals/min ({r['trained']} of {r['individuals']} trained)"
-              f"  {r['individuals_per_min'] / base:5.2f}x")
+        print(
+            f"  {name:<62} {r['individuals_per_min']:6.1f} individuals/min ({r['trained']} of {r['individuals']} trained)"
+            f"  {r['individuals_per_min'] / base:5.2f}x"
+        )
     return out
 
 
@@ -155,21 +181,40 @@ def part_inference(results: Path, config: dict, repeats: int) -> dict:
     masks = {rate: (random_keep_mask(6, 12, rate, rng), None) for rate in (50, 70, 90)}
     out = {}
     for dtype in ("float32", "bfloat16"):
-        timed = bench.compare_masks(str(model_dir), masks, batch_size=b["batch_size"], seq_len=b["seq_len"], warmup=2,
-                                    repeats=repeats, dtype=dtype, seed=0, device="cpu")
+        timed = bench.compare_masks(
+            str(model_dir),
+            masks,
+            batch_size=b["batch_size"],
+            seq_len=b["seq_len"],
+            warmup=2,
+            repeats=repeats,
+            dtype=dtype,
+            seed=0,
+            device="cpu",
+        )
         out[dtype] = timed
     tokens = b["batch_size"] * b["seq_len"]
     base = np.median([np.median(r["unpruned_ms"]) for r in out["float32"].values()])
-    print(f"\ninference, batch {b['batch_size']} x {b['seq_len']} tokens, {torch.get_num_threads()} thread(s), median of {repeats}")
-    print(f"  {'model':<18} {'fp32 tokens/s':>14} {'bf16 tokens/s':>14} {'fp32 speed-up':>14} {'FLOP speed-up':>14} {'realised':>9}")
-    print(f"  {'unpruned':<18} {tokens / base * 1e3:14.0f} "
-          f"{tokens / np.median([np.median(r['unpruned_ms']) for r in out['bfloat16'].values()]) * 1e3:14.0f}")
+    print(
+        f"\ninference, batch {b['batch_size']} x {b['seq_len']} tokens, {torch.get_num_threads()} thread(s), median of {repeats}"
+    )
+    print(
+        f"  {'model':<18} {'fp32 tokens/s':>14} {'bf16 tokens/s':>14} {'fp32 speed-up':>14} {'FLOP speed-up':>14} {'realised':>9}"
+    )
+    print(
+        f"  {'unpruned':<18} {tokens / base * 1e3:14.0f} "
+        f"{tokens / np.median([np.median(r['unpruned_ms']) for r in out['bfloat16'].values()]) * 1e3:14.0f}"
+    )
     for rate in masks:
         f, h = out["float32"][rate], out["bfloat16"][rate]
-        print(f"  {f'{rate}% heads pruned':<18} {tokens / np.median(f['pruned_ms']) * 1e3:14.0f} "
-              f"{tokens / np.median(h['pruned_ms']) * 1e3:14.0f} {f['measured_speedup']:13.3f}x {f['flop_speedup']:13.3f}x "
-              f"{f['realised']:9.2f}")
-    return {d: {r: {k: v for k, v in rec.items() if not k.endswith("_ms")} for r, rec in t.items()} for d, t in out.items()}
+        print(
+            f"  {f'{rate}% heads pruned':<18} {tokens / np.median(f['pruned_ms']) * 1e3:14.0f} "
+            f"{tokens / np.median(h['pruned_ms']) * 1e3:14.0f} {f['measured_speedup']:13.3f}x {f['flop_speedup']:13.3f}x "
+            f"{f['realised']:9.2f}"
+        )
+    return {
+        d: {r: {k: v for k, v in rec.items() if not k.endswith("_ms")} for r, rec in t.items()} for d, t in out.items()
+    }
 
 
 def part_quality(results: Path, config: dict, seeds: int) -> dict:
@@ -177,17 +222,33 @@ def part_quality(results: Path, config: dict, seeds: int) -> dict:
     out = {}
     for dtype in ("float32", "auto"):
         records, _ = finetune.run_cell(
-            str(results / "model" / "pretrained"), split, runs=[(-1, s) for s in range(seeds)], masks=None, augment=None,
-            augment_section=config["finetune"]["augment"], train_section=config["finetune"]["train"],
-            max_length=config["model"]["max_length"], dtype=dtype, device="cpu", progress=False)
-        out[dtype] = {"macro_f1": [r["test"]["macro_f1"] for r in records], "seconds": [r["train_seconds"] for r in records]}
+            str(results / "model" / "pretrained"),
+            split,
+            runs=[(-1, s) for s in range(seeds)],
+            masks=None,
+            augment=None,
+            augment_section=config["finetune"]["augment"],
+            train_section=config["finetune"]["train"],
+            max_length=config["model"]["max_length"],
+            dtype=dtype,
+            device="cpu",
+            progress=False,
+        )
+        out[dtype] = {
+            "macro_f1": [r["test"]["macro_f1"] for r in records],
+            "seconds": [r["train_seconds"] for r in records],
+        }
     print(f"\nunpruned model, default fine-tuning recipe, test macro-F1 over {seeds} seeds")
     for dtype, r in out.items():
-        print(f"  {dtype:<8} macro-F1 {np.mean(r['macro_f1']):.4f} (per seed {', '.join(f'{x:.4f}' for x in r['macro_f1'])}),"
-              f" training {np.mean(r['seconds']):.1f} s per run")
+        print(
+            f"  {dtype:<8} macro-F1 {np.mean(r['macro_f1']):.4f} (per seed {', '.join(f'{x:.4f}' for x in r['macro_f1'])}),"
+            f" training {np.mean(r['seconds']):.1f} s per run"
+        )
     diff = np.mean(out["auto"]["macro_f1"]) - np.mean(out["float32"]["macro_f1"])
-    print(f"  auto - fp32: {diff * 100:+.2f} points; training time ratio "
-          f"{np.mean(out['float32']['seconds']) / np.mean(out['auto']['seconds']):.2f}x")
+    print(
+        f"  auto - fp32: {diff * 100:+.2f} points; training time ratio "
+        f"{np.mean(out['float32']['seconds']) / np.mean(out['auto']['seconds']):.2f}x"
+    )
     return out
 
 

@@ -22,9 +22,11 @@ from lotteryprune import runtime, zeroshot
 from lotteryprune.model.sources import resolve_source
 
 TEMPLATE = "This example is {label}."  # config/config.yaml's zeroshot.template
-WORDS = ("i you we love hate this that day night so much really good bad great awful work home "
-         "tired happy sad lol omg finally again never always today tomorrow game movie friends "
-         "music rain sun coffee school weekend can't wait miss my new old").split()
+WORDS = (
+    "i you we love hate this that day night so much really good bad great awful work home "
+    "tired happy sad lol omg finally again never always today tomorrow game movie friends "
+    "music rain sun coffee school weekend can't wait miss my new old"
+).split()
 
 
 def tweets(n: int, seed: int = 0) -> list[str]:
@@ -70,8 +72,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128, help="nsp pairs (similarity texts) per forward pass")
     ap.add_argument("--only", choices=["nsp", "similarity"], default=None)
-    ap.add_argument("--dtypes", nargs="+", default=["float32", "auto"], choices=["float32", "bfloat16", "auto"],
-                    help="precisions of the batched scorer to measure (zeroshot.dtype)")
+    ap.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=["float32", "auto"],
+        choices=["float32", "bfloat16", "auto"],
+        help="precisions of the batched scorer to measure (zeroshot.dtype)",
+    )
     args = ap.parse_args()
     runtime.keep_freed_memory()  # as the workflow scripts do
     torch.set_num_threads(args.threads)
@@ -82,7 +89,9 @@ def main():
     tok = AutoTokenizer.from_pretrained(minilm)
     texts = tweets(args.texts)
     k = len(emotions.columns)
-    print(f"{args.texts} texts (naive: {args.naive_texts}) x {k} hypotheses, {args.threads} threads, torch {torch.__version__}")
+    print(
+        f"{args.texts} texts (naive: {args.naive_texts}) x {k} hypotheses, {args.threads} threads, torch {torch.__version__}"
+    )
     if args.only in (None, "nsp"):
         torch.manual_seed(0)
         naive_model = BertForNextSentencePrediction(BertConfig()).eval()
@@ -92,7 +101,9 @@ def main():
         print(f"nsp (bert-base shape): naive {r_slow:.1f} pairs/s (fp32, one pair per forward pass)")
         for dtype in args.dtypes:
             model = copy.deepcopy(naive_model)  # the scorer casts its model to its dtype
-            cfg = zeroshot.ZeroShotConfig(scorer="nsp", template=TEMPLATE, batch_size=args.batch_size, chunk_size=4096, max_length=64, dtype=dtype)
+            cfg = zeroshot.ZeroShotConfig(
+                scorer="nsp", template=TEMPLATE, batch_size=args.batch_size, chunk_size=4096, max_length=64, dtype=dtype
+            )
             scorer = zeroshot.NSPScorer(model, tok, emotions, cfg, progress=False)
             scorer.score_raw(texts[:4])  # warm-up
             fast, t_fast = timed(lambda scorer=scorer: scorer.score_raw(texts))
@@ -104,7 +115,14 @@ def main():
             )
     if args.only in (None, "similarity"):
         model = AutoModel.from_pretrained(minilm).eval()
-        cfg = zeroshot.ZeroShotConfig(scorer="similarity", template=TEMPLATE, batch_size=args.batch_size, chunk_size=4096, max_length=64, dtype="float32")
+        cfg = zeroshot.ZeroShotConfig(
+            scorer="similarity",
+            template=TEMPLATE,
+            batch_size=args.batch_size,
+            chunk_size=4096,
+            max_length=64,
+            dtype="float32",
+        )
         scorer = zeroshot.SimilarityScorer(model, tok, emotions, cfg, progress=False)
         scorer.score_raw(texts[:4])
         fast, t_fast = timed(lambda scorer=scorer: scorer.score_raw(texts))
@@ -112,7 +130,9 @@ def main():
         slow, t_slow = timed(lambda: naive_similarity(model, tok, texts[: args.naive_texts], sentences))
         r_fast, r_slow = len(texts) * k / t_fast, args.naive_texts * k / t_slow
         diff = np.abs(fast[: args.naive_texts] - slow).max()
-        print(f"similarity (MiniLM-L6): batched {r_fast:.1f} pairs/s, naive {r_slow:.1f} pairs/s, speed-up {r_fast / r_slow:.1f}x, max |diff| {diff:.2e}")
+        print(
+            f"similarity (MiniLM-L6): batched {r_fast:.1f} pairs/s, naive {r_slow:.1f} pairs/s, speed-up {r_fast / r_slow:.1f}x, max |diff| {diff:.2e}"
+        )
 
 
 if __name__ == "__main__":

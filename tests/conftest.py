@@ -14,7 +14,6 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
 
-
     path = tmp_path_factory.mktemp("tiny") / "bert"
     materialise("tiny:3x4", path, seed=0)
     return str(path)
@@ -24,7 +23,6 @@ def tiny_model_dir(tmp_path_factory):
 def tiny_corpus(tmp_path_factory):
     """Factory: a tiny 2x4 BERT and ``n`` seeded toy texts labelled by keywords."""
     import numpy as np
-
 
     def make(n: int):
         d = tmp_path_factory.mktemp("tiny")
@@ -44,7 +42,6 @@ def dead_heads():
     pairs have zero value rows (and bias) and zero output-projection columns: their context is
     zero and stays zero under training, so gating them has no effect on the loss."""
 
-
     def make(src, dst, heads):
         model = load_classifier(src)
         for layer, head in heads:
@@ -60,7 +57,14 @@ def dead_heads():
     return make
 
 
-TEST_TRAIN = {"epochs": 3, "lr": 1e-4, "batch_size": 16, "warmup_ratio": 0.1, "weight_decay": 0.01, "max_grad_norm": 1.0}
+TEST_TRAIN = {
+    "epochs": 3,
+    "lr": 1e-4,
+    "batch_size": 16,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "max_grad_norm": 1.0,
+}
 
 
 def train_cfg(**overrides):
@@ -72,5 +76,13 @@ def train_cfg(**overrides):
     return TrainConfig.from_section(values, name="test", **job)
 
 
-GA_PARAMS = {"population": 4, "generations": 2, "patience": 2, "drop_frac": 0.1, "elite_frac": 0.1,
-             "crossover_rate": 0.5, "smoothing": 0.7, "workers": 1}
+GA_PARAMS = {
+    "population": 4,
+    "generations": 2,
+    "patience": 2,
+    "drop_frac": 0.1,
+    "elite_frac": 0.1,
+    "crossover_rate": 0.5,
+    "smoothing": 0.7,
+    "workers": 1,
+}

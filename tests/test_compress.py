@@ -11,9 +11,12 @@ from lotteryprune.compress import simple
 from lotteryprune.zeroshot import Emotions, load_emotions
 
 FILLER = "day time people thing work home week night game music phone movie food city year".split()
-FAST = {"ae": {"hidden": 8, "epochs": 15, "lr": 0.01, "batch_size": 64},
-        "vae": {"hidden": 8, "epochs": 15, "lr": 0.01, "batch_size": 64, "beta": 1.0},
-        "lda": {"num_topics": [2, 4], "passes": 5, "min_count": 2}, "boundary": 0.5}
+FAST = {
+    "ae": {"hidden": 8, "epochs": 15, "lr": 0.01, "batch_size": 64},
+    "vae": {"hidden": 8, "epochs": 15, "lr": 0.01, "batch_size": 64, "beta": 1.0},
+    "lda": {"num_topics": [2, 4], "passes": 5, "min_count": 2},
+    "boundary": 0.5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,9 @@ def planted(emotions, n=600, seed=0, pos_rate=0.6, strength="normal"):
     bias = rng.normal(0, 0.3, len(emotions.columns))
     load = np.array([1.0] * len(emotions.positive) + [-1.0] * len(emotions.negative) + [0.6, -0.6])
     gain = 0.5 if strength == "graded" else 2.0
-    logits = gain * a[:, None] * load[None, :] * rng.uniform(0.5, 1.5, len(load)) + bias + rng.normal(0, 0.5, (n, len(load)))
+    logits = (
+        gain * a[:, None] * load[None, :] * rng.uniform(0.5, 1.5, len(load)) + bias + rng.normal(0, 0.5, (n, len(load)))
+    )
     scores = 1 / (1 + np.exp(-logits))
     frame = pd.DataFrame(scores.astype(np.float32), columns=emotions.columns)
     frame.insert(0, "id", [f"r{i}" for i in range(n)])
@@ -125,7 +130,9 @@ def test_softmax_and_unhappy_against_their_definitions(emotions):
     p, n = f["positive"].to_numpy(), f["negative"].to_numpy()
     want = torch.softmax(torch.tensor(np.stack([p, n], 1)), dim=1)[:, 0].numpy()  # softmax over (p, n)
     np.testing.assert_allclose(simple.fit_softmax(f, f, emotions, {}, 0).predict(f), want, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(simple.fit_unhappy(f, f, emotions, {}, 0).predict(f), 1 - f["unhappy"].to_numpy(), atol=0)
+    np.testing.assert_allclose(
+        simple.fit_unhappy(f, f, emotions, {}, 0).predict(f), 1 - f["unhappy"].to_numpy(), atol=0
+    )
 
 
 def test_lda_prepends_present_emotions(emotions):
@@ -150,7 +157,9 @@ def test_lda_chooses_topics_without_labels(emotions):
 def test_table2_has_majority_row(emotions):
     frame = planted(emotions, n=200)
     split = frame[["id", "label", "split"]]
-    perfect = pd.DataFrame({"id": frame.id, "dataset": "labelled", "score": frame.label.astype(float), "label": frame.label})
+    perfect = pd.DataFrame(
+        {"id": frame.id, "dataset": "labelled", "score": frame.label.astype(float), "label": frame.label}
+    )
     flipped = perfect.assign(label=1 - perfect.label)
     table = compress.table2({"perfect": perfect, "flipped": flipped}, split)
     assert table["method"].tolist() == ["perfect", "flipped", "majority"]
@@ -158,8 +167,9 @@ def test_table2_has_majority_row(emotions):
     assert row.loc["perfect", "accuracy"] == 1.0 and row.loc["perfect", "mcc"] == pytest.approx(1.0)
     assert row.loc["flipped", "accuracy"] == 0.0
     test = frame[frame.split == "test"]
-    assert row.loc["majority", "accuracy"] == pytest.approx(max(test.label.mean(), 1 - test.label.mean())) or row.loc["majority", "accuracy"] == pytest.approx(
-        (test.label == int(frame[frame.split == "train"].label.mean() >= 0.5)).mean())
+    assert row.loc["majority", "accuracy"] == pytest.approx(max(test.label.mean(), 1 - test.label.mean())) or row.loc[
+        "majority", "accuracy"
+    ] == pytest.approx((test.label == int(frame[frame.split == "train"].label.mean() >= 0.5)).mean())
     assert row.loc["majority", "mcc"] == 0.0
 
 
@@ -184,7 +194,10 @@ def test_code_labels_recover_an_unbalanced_class_rate(method, pos_rate, emotions
     pred = compress.fit(method, train, valid, emotions, FAST.get(method, {}), seed=3).predict(frame) > 0.5
     assert abs(pred.mean() - truth.mean()) < 0.03, (pred.mean(), truth.mean())
     assert (pred == truth).mean() > 0.97
-    centred = compress.fit(method, train, valid, emotions, FAST.get(method, {}), seed=3, code_threshold="mean").predict(frame) > 0.5
+    centred = (
+        compress.fit(method, train, valid, emotions, FAST.get(method, {}), seed=3, code_threshold="mean").predict(frame)
+        > 0.5
+    )
     assert abs(centred.mean() - truth.mean()) > 0.1  # what the old centred threshold did: the test tells them apart
 
 
@@ -199,7 +212,9 @@ def test_anchor_threshold_is_a_logistic_regression_of_the_affect_anchor():
     thr = compress.CodeThreshold(code, affect, "anchor")
     z = (code - code.mean()) / code.std()
     ref = LogisticRegression(C=1e3, tol=1e-12, max_iter=10_000).fit(z[:, None], affect > 0)  # ridge 1e-3 = 1 / C
-    assert thr.w == pytest.approx(ref.coef_[0, 0], rel=1e-4) and thr.b == pytest.approx(ref.intercept_[0], rel=1e-4, abs=1e-6)
+    assert thr.w == pytest.approx(ref.coef_[0, 0], rel=1e-4) and thr.b == pytest.approx(
+        ref.intercept_[0], rel=1e-4, abs=1e-6
+    )
     assert thr.sign == -1.0  # orientation: positive where the affect index is high, i.e. low code
     np.testing.assert_allclose(thr(code), ref.predict_proba(z[:, None])[:, 1], atol=1e-6)
     # the boundary is where the code explains the anchor, not the code's mean
@@ -248,7 +263,9 @@ def test_pca_code_is_the_top_eigenvector(emotions):
     x = train[emotions.emotion_columns].to_numpy(np.float64)
     vals, vecs = np.linalg.eigh(np.cov(x, rowvar=False))
     top = vecs[:, -1]
-    top = top * np.sign(top @ np.array([1.0] * len(emotions.positive) + [-1.0] * len(emotions.negative)))  # along the affect index
+    top = top * np.sign(
+        top @ np.array([1.0] * len(emotions.positive) + [-1.0] * len(emotions.negative))
+    )  # along the affect index
     loadings = np.array([fitted.chosen["loadings"][c] for c in emotions.emotion_columns])
     np.testing.assert_allclose(loadings * fitted.chosen["sign"], top * np.sign(fitted.chosen["w"]), atol=1e-4)
     assert fitted.chosen["explained_variance_ratio"] == pytest.approx(vals[-1] / vals.sum(), rel=1e-6)
@@ -272,6 +289,8 @@ def test_lda_against_gensim_topic_weights(emotions):
         p, n = sum(words.get(w, 0.0) for w in pos), sum(words.get(w, 0.0) for w in neg)
         assert fitted.chosen["topics"][t]["score"] == pytest.approx(p / (p + n), abs=1e-5)
     docs = fitted.parts["documents"](frame)
-    top = [max(model.get_document_topics(vocab.doc2bow(d), minimum_probability=0.0), key=lambda tp: tp[1])[0] for d in docs]
+    top = [
+        max(model.get_document_topics(vocab.doc2bow(d), minimum_probability=0.0), key=lambda tp: tp[1])[0] for d in docs
+    ]
     want = np.array([fitted.chosen["topics"][t]["score"] for t in top])
     assert (np.abs(fitted.predict(frame) - want) < 1e-5).mean() > 0.98  # gensim re-infers with its own random init

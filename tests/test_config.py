@@ -47,13 +47,24 @@ def test_paper_overlay_merges_key_by_key():
     assert config["data"]["labelled"]["sha256"] == "004a3772c8a7ff9bbfeb875880f47f0679d93fc63e5cf9cff72d54a8a6162e57"
     assert config["select"]["umap"] == {"n_neighbors": 15, "min_dist": 0.1}  # not in paper.yaml: kept from config.yaml
     # paper.yaml names epochs and the window; a1, a2, eps and include_pooler come from config.yaml
-    assert config["prune"]["seven"] == {"a1": 0.8, "a2": 0.8, "eps": 1.0e-9, "epochs": 10, "start_frac": 0.0475, "end_frac": 0.2375, "include_pooler": True}
+    assert config["prune"]["seven"] == {
+        "a1": 0.8,
+        "a2": 0.8,
+        "eps": 1.0e-9,
+        "epochs": 10,
+        "start_frac": 0.0475,
+        "end_frac": 0.2375,
+        "include_pooler": True,
+    }
 
 
 def test_tiny_overlay_keeps_the_default_data_sources():
     config = _merged("tiny.yaml")
     assert config["data"]["labelled"] == {
-        "format": "vader_tweets", "source": "pypi:vaderSentiment==3.3.2", "sha256": VADER_SHA, "size": 2466783,
+        "format": "vader_tweets",
+        "source": "pypi:vaderSentiment==3.3.2",
+        "sha256": VADER_SHA,
+        "size": 2466783,
     }
     assert config["data"]["max_labelled"] == 240 and config["model"]["source"] == "tiny:2x4"
 
@@ -112,10 +123,14 @@ def test_split_fractions_must_sum_to_one():
     assert str(err.value) == "config data.split: fractions sum to 1.05, not 1"
 
 
-@pytest.mark.parametrize("window", [{"start_frac": 0.7, "end_frac": 0.3}, {"start_frac": 0.5, "end_frac": 0.5}, {"end_frac": 0.05}])
+@pytest.mark.parametrize(
+    "window", [{"start_frac": 0.7, "end_frac": 0.3}, {"start_frac": 0.5, "end_frac": 0.5}, {"end_frac": 0.05}]
+)
 def test_seven_window_must_not_be_empty(window):
     config = _load("config.yaml")
-    config["prune"]["seven"] = {k: v for k, v in config["prune"]["seven"].items() if k not in ("start_frac", "end_frac")}
+    config["prune"]["seven"] = {
+        k: v for k, v in config["prune"]["seven"].items() if k not in ("start_frac", "end_frac")
+    }
     config["prune"]["seven"].update(window)
     validate(config, SCHEMA)
     with pytest.raises(ConfigError, match=r"^config prune\.seven: start_frac .* must be before end_frac"):
@@ -135,7 +150,9 @@ def test_method_names_live_in_one_place():
     from lotteryprune.prune import get_method
 
     schema = yaml.safe_load(Path(SCHEMA).read_text())
-    assert "enum" not in str(schema["$defs"]["methods"]) and "enum" not in str(schema["properties"]["finetune"]["properties"]["methods"])
+    assert "enum" not in str(schema["$defs"]["methods"]) and "enum" not in str(
+        schema["properties"]["finetune"]["properties"]["methods"]
+    )
     for name in METHODS:
         assert callable(get_method(name)), name
     config = _load("config.yaml")
@@ -156,7 +173,9 @@ def test_revision_only_for_hub_sources():
         check_config(config)
     config = _merged("paper.yaml")
     config["data"]["labelled"]["revision"] = "main"
-    with pytest.raises(ConfigError, match=r"^config data\.labelled\.revision: 'main' given, but data\.labelled\.source"):
+    with pytest.raises(
+        ConfigError, match=r"^config data\.labelled\.revision: 'main' given, but data\.labelled\.source"
+    ):
         check_config(config)
     config["data"]["labelled"].update(source="hub:stanfordnlp/sentiment140", sha256=None, size=None)
     check_config(config)
@@ -178,7 +197,9 @@ def test_changed_source_without_its_checksum_says_so(tmp_path):
     with pytest.raises(ConfigError) as err:
         check_config(config, [BASE, overlay])
     message = str(err.value)
-    assert message.startswith(f"config data.labelled.sha256: {overlay} sets data.labelled.source: /data/my.csv without its own sha256")
+    assert message.startswith(
+        f"config data.labelled.sha256: {overlay} sets data.labelled.source: /data/my.csv without its own sha256"
+    )
     assert f"the sha256 {VADER_SHA} comes from {BASE}, where it is that of pypi:vaderSentiment==3.3.2" in message
     assert "`sha256: null` and `size: null`" in message and "verified: false" in message
 
@@ -208,11 +229,16 @@ def test_checksum_from_paper_overlay_is_not_inherited_by_a_third_file(tmp_path):
     path = _overlay(tmp_path, "site.yaml", values)
     with pytest.raises(ConfigError) as err:
         check_config(_merged("paper.yaml", values), [BASE, paper, path])
-    assert f"comes from {paper}, where it is that of https://cs.stanford.edu/people/alecmgo/trainingandtestdata.zip" in str(err.value)
+    assert (
+        f"comes from {paper}, where it is that of https://cs.stanford.edu/people/alecmgo/trainingandtestdata.zip"
+        in str(err.value)
+    )
 
 
 def test_configfile_order_is_snakemakes_merge_order():
-    workflow = SimpleNamespace(configfiles=["a.yaml", "b.yaml", "config/config.yaml"], overwrite_configfiles=["a.yaml", "b.yaml"])
+    workflow = SimpleNamespace(
+        configfiles=["a.yaml", "b.yaml", "config/config.yaml"], overwrite_configfiles=["a.yaml", "b.yaml"]
+    )
     assert configfile_order(workflow) == ["config/config.yaml", "a.yaml", "b.yaml"]
     workflow = SimpleNamespace(configfiles=["config/config.yaml"], overwrite_configfiles=[])
     assert configfile_order(workflow) == ["config/config.yaml"]
@@ -220,8 +246,13 @@ def test_configfile_order_is_snakemakes_merge_order():
 
 @pytest.mark.parametrize(
     "source, path",
-    [("pypi:vaderSentiment==3.3.2", None), ("hub:google/civil_comments", None), ("https://x/y.zip", None),
-     ("/data/my.csv", "/data/my.csv"), ("data/my.csv", "data/my.csv")],
+    [
+        ("pypi:vaderSentiment==3.3.2", None),
+        ("hub:google/civil_comments", None),
+        ("https://x/y.zip", None),
+        ("/data/my.csv", "/data/my.csv"),
+        ("data/my.csv", "data/my.csv"),
+    ],
 )
 def test_local_source(source, path):
     assert local_source(source) == path
@@ -232,4 +263,3 @@ def test_emotions_file_has_twenty_each_and_unhappy():
     assert len(emotions["positive"]) == 20 and len(emotions["negative"]) == 20
     assert "unhappy" in emotions["negative"] and emotions["source"]
     assert not set(emotions["positive"]) & set(emotions["negative"])
-

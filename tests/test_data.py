@@ -92,7 +92,11 @@ def test_vader_inner_study_archive_on_its_own(tmp_path):
     files.update({name: b"9\t0.1\tok\r\n" for name in formats.VADER_SNIPPETS.values()})
     path = _tar_gz(tmp_path / "hutto_ICWSM_2014.tar.gz", files)
     assert data.normalise(path, "vader_tweets")[0]["id"].tolist() == ["vader-tweets-1"]
-    assert data.normalise(path, "vader_snippets")[0]["id"].tolist() == ["vader-movie-9", "vader-amazon-9", "vader-nyt-9"]
+    assert data.normalise(path, "vader_snippets")[0]["id"].tolist() == [
+        "vader-movie-9",
+        "vader-amazon-9",
+        "vader-nyt-9",
+    ]
 
 
 def test_vader_snippets_are_unlabelled_and_sampled(tmp_path):
@@ -274,7 +278,9 @@ def test_fetch_missing_local_source_names_it(tmp_path):
 
 def test_split_sizes_stratified_and_deterministic():
     # 300 positives, 700 negatives: 70/15/15 of each class is 210/45/45 and 490/105/105
-    frame = pd.DataFrame({"id": [f"t{i}" for i in range(1000)], "text": "x", "label": [1] * 300 + [0] * 700, "source": "s"})
+    frame = pd.DataFrame(
+        {"id": [f"t{i}" for i in range(1000)], "text": "x", "label": [1] * 300 + [0] * 700, "source": "s"}
+    )
     frame = frame.sample(frac=1, random_state=0).reset_index(drop=True)
     frame["label"] = frame["label"].astype("Int64")
     fractions = {"train": 0.7, "valid": 0.15, "test": 0.15}
@@ -284,7 +290,12 @@ def test_split_sizes_stratified_and_deterministic():
     assert a.equals(b) and not a["split"].equals(c["split"])
     counts = a.groupby(["split", "label"]).size().to_dict()
     assert counts == {
-        ("test", 0): 105, ("test", 1): 45, ("train", 0): 490, ("train", 1): 210, ("valid", 0): 105, ("valid", 1): 45,
+        ("test", 0): 105,
+        ("test", 1): 45,
+        ("train", 0): 490,
+        ("train", 1): 210,
+        ("valid", 0): 105,
+        ("valid", 1): 45,
     }
     assert np.array_equal(a.drop(columns="split").to_numpy(), frame.to_numpy())  # rows untouched, in order
     with pytest.raises(ValueError, match="data.split"):

@@ -80,7 +80,9 @@ def test_pip_index_settings_follow_pip_configuration(tmp_path, monkeypatch, pip_
     monkeypatch.delenv("PIP_INDEX_URL")
     monkeypatch.delenv("PIP_EXTRA_INDEX_URL")
     conf = tmp_path / "pip.conf"
-    conf.write_text("[global]\nindex-url = https://a.example/simple\nextra-index-url = file:///x/simple https://b.example/s\n")
+    conf.write_text(
+        "[global]\nindex-url = https://a.example/simple\nextra-index-url = file:///x/simple https://b.example/s\n"
+    )
     monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
     assert pip_index_settings()["indexes"] == ["https://a.example/simple", "file:///x/simple", "https://b.example/s"]
 
@@ -97,7 +99,9 @@ def test_pypi_sdist_is_verified_before_anything_runs(tmp_path, pip_index):
 
     record = data.fetch(f"pypi:{PKG}==1.0", tmp_path / "raw" / "ok.download", sha256=sha)
     assert not marker.exists(), "the sdist's setup.py ran"
-    assert (tmp_path / "raw" / "ok.download").read_bytes() == (tmp_path / "index" / "files" / "lp_evil_pkg-1.0.tar.gz").read_bytes()
+    assert (tmp_path / "raw" / "ok.download").read_bytes() == (
+        tmp_path / "index" / "files" / "lp_evil_pkg-1.0.tar.gz"
+    ).read_bytes()
     assert record["filename"] == "lp_evil_pkg-1.0.tar.gz" and record["url"].startswith("file:") and record["verified"]
 
 
@@ -135,7 +139,11 @@ class _Server:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                ctype = "application/vnd.pypi.simple.v1+json" if self.path.startswith("/simple/") else "application/octet-stream"
+                ctype = (
+                    "application/vnd.pypi.simple.v1+json"
+                    if self.path.startswith("/simple/")
+                    else "application/octet-stream"
+                )
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -79,10 +79,15 @@ def test_editing_a_local_source_reruns_what_depends_on_it(workdir, tmp_path):
 
 
 def test_source_overridden_without_its_checksum_stops_with_the_key(workdir):
-    proc = _snakemake(workdir, "-n", "results/data/raw/labelled.download", overlay={"data": {"labelled": {"source": "/data/my.csv"}}})
+    proc = _snakemake(
+        workdir, "-n", "results/data/raw/labelled.download", overlay={"data": {"labelled": {"source": "/data/my.csv"}}}
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "config data.labelled.sha256: config/mine.yaml sets data.labelled.source: /data/my.csv without its own sha256" in out
+    assert (
+        "config data.labelled.sha256: config/mine.yaml sets data.labelled.source: /data/my.csv without its own sha256"
+        in out
+    )
     assert "`sha256: null`" in out and "size mismatch" not in out
 
 

@@ -94,9 +94,7 @@ def test_env_pins_match_requirements(path: Path):
         assert version is not None, f"{path.name}: {name} is not pinned"
         # A package requirements.txt doesn't name has no tested version to agree with.
         assert name in reqs, f"{path.name}: {name} is not in requirements.txt"
-        assert version == reqs[name], (
-            f"{path.name}: {name}=={version} but requirements.txt pins {reqs[name]}"
-        )
+        assert version == reqs[name], f"{path.name}: {name}=={version} but requirements.txt pins {reqs[name]}"
 
 
 @pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)

@@ -69,6 +69,7 @@ def fake_cpu_bf16(monkeypatch, amx, avx512_bf16=False):
             if isinstance(value, type) and issubclass(value, Exception):
                 raise value("probe missing")
             return value
+
         return answer
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", probe(amx), raising=False)
@@ -132,9 +133,16 @@ def test_auto_is_bf16_on_the_gpu_asked_about_not_on_the_current_one(monkeypatch)
     assert inference_dtype("auto", "cuda") == torch.bfloat16
 
 
-@pytest.mark.parametrize("capability, expected", [((7, 0), torch.float32), ((7, 5), torch.float32),
-                                                  ((8, 0), torch.bfloat16), ((8, 6), torch.bfloat16),
-                                                  ((9, 0), torch.bfloat16)])
+@pytest.mark.parametrize(
+    "capability, expected",
+    [
+        ((7, 0), torch.float32),
+        ((7, 5), torch.float32),
+        ((8, 0), torch.bfloat16),
+        ((8, 6), torch.bfloat16),
+        ((9, 0), torch.bfloat16),
+    ],
+)
 def test_auto_on_cuda_is_bf16_only_where_it_is_native(monkeypatch, capability, expected):
     """V100/T4 emulate bf16 (torch.cuda.is_bf16_supported() says True there): float32."""
     FakeCuda(monkeypatch, capabilities=[capability])
@@ -147,10 +155,16 @@ def test_auto_on_rocm_is_bf16(monkeypatch):
     assert inference_dtype("auto", "cuda") == torch.bfloat16
 
 
-@pytest.mark.parametrize("amx, avx512_bf16, expected", [
-    (True, False, torch.bfloat16), (False, True, torch.bfloat16), (False, False, torch.float32),
-    (AttributeError, False, torch.float32), (RuntimeError, False, torch.float32),
-])
+@pytest.mark.parametrize(
+    "amx, avx512_bf16, expected",
+    [
+        (True, False, torch.bfloat16),
+        (False, True, torch.bfloat16),
+        (False, False, torch.float32),
+        (AttributeError, False, torch.float32),
+        (RuntimeError, False, torch.float32),
+    ],
+)
 def test_auto_on_cpu_follows_the_bf16_probes(monkeypatch, amx, avx512_bf16, expected):
     FakeCuda(monkeypatch, capabilities=[(9, 0)])  # a GPU elsewhere changes nothing for the CPU
     fake_cpu_bf16(monkeypatch, amx, avx512_bf16)
@@ -166,16 +180,19 @@ def test_attention_kernel_follows_the_device_type():
 # --------------------------------------------------------------------------- GA workers
 
 
-@pytest.mark.parametrize("device, workers, gpus, expected", [
-    ("cpu", 4, 0, None),                      # CPU processes sharing the job's cores
-    ("cpu", 4, 4, None),                      # GPUs present but the job runs on CPU
-    ("cuda", 1, 4, None),                     # one worker: the job's device
-    ("cuda", 4, 1, None),                     # one GPU: every worker on it
-    ("cuda", 4, 4, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]),
-    ("cuda", 2, 4, ["cuda:0", "cuda:1"]),
-    ("cuda", 4, 2, ["cuda:0", "cuda:1"]),      # never more workers than GPUs
-    ("cuda", 8, 3, ["cuda:0", "cuda:1", "cuda:2"]),
-])
+@pytest.mark.parametrize(
+    "device, workers, gpus, expected",
+    [
+        ("cpu", 4, 0, None),  # CPU processes sharing the job's cores
+        ("cpu", 4, 4, None),  # GPUs present but the job runs on CPU
+        ("cuda", 1, 4, None),  # one worker: the job's device
+        ("cuda", 4, 1, None),  # one GPU: every worker on it
+        ("cuda", 4, 4, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]),
+        ("cuda", 2, 4, ["cuda:0", "cuda:1"]),
+        ("cuda", 4, 2, ["cuda:0", "cuda:1"]),  # never more workers than GPUs
+        ("cuda", 8, 3, ["cuda:0", "cuda:1", "cuda:2"]),
+    ],
+)
 def test_worker_devices(device, workers, gpus, expected):
     assert ga.worker_devices(device, workers, gpus) == expected
 
@@ -226,9 +243,20 @@ class FakeContext:
 def _ga_task(model_dir, tmp_path, *, workers, device, threads) -> PruneTask:
     (tmp_path / "work").mkdir(parents=True, exist_ok=True)
     return PruneTask(
-        model_dir=model_dir, train_texts=["good", "bad"], train_labels=[1, 0], valid_texts=["good", "bad"],
-        valid_labels=[1, 0], rate=50, train_cfg=train_cfg(), params={**GA_PARAMS, "workers": workers},
-        seed=0, metric="macro_f1", workdir=tmp_path / "work", device=device, threads=threads, progress=False,
+        model_dir=model_dir,
+        train_texts=["good", "bad"],
+        train_labels=[1, 0],
+        valid_texts=["good", "bad"],
+        valid_labels=[1, 0],
+        rate=50,
+        train_cfg=train_cfg(),
+        params={**GA_PARAMS, "workers": workers},
+        seed=0,
+        metric="macro_f1",
+        workdir=tmp_path / "work",
+        device=device,
+        threads=threads,
+        progress=False,
     )
 
 
@@ -299,8 +327,9 @@ def test_ga_result_does_not_depend_on_the_gpus(monkeypatch, tiny_model_dir, tmp_
     for i, gpus in enumerate([0, 1, 3]):
         with monkeypatch.context() as m:
             FakeCuda(m, capabilities=[(8, 0)] * gpus)
-            task = _ga_task(tiny_model_dir, tmp_path / str(i), workers=4 if gpus else 1,
-                            device="cuda" if gpus else "cpu", threads=4)
+            task = _ga_task(
+                tiny_model_dir, tmp_path / str(i), workers=4 if gpus else 1, device="cuda" if gpus else "cpu", threads=4
+            )
             if gpus:
                 _, result = _run_with_fake_pool(m, task)
             else:
@@ -343,8 +372,13 @@ def test_ga_workers_start_under_a_snakemake_script(tmp_path, tiny_model_dir):
     rule_script.write_text("raise SystemExit('the rule script ran again in a GA worker')\n")
     runner = tmp_path / "tmp_snakemake_copy.prune_run.py"
     runner.write_text(RUNNER.format(rule_script=str(rule_script), model_dir=tiny_model_dir))
-    proc = subprocess.run([sys.executable, str(runner)], capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, str(runner)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "ran again" not in proc.stderr
     assert "pruned 6 evaluations 2" in proc.stdout
@@ -378,9 +412,20 @@ def test_gpu_training_and_scoring_run_in_the_auto_precision(tiny_model_dir):
 
     texts = ["i love this great day", "i hate this bad day"] * 8
     labels = [1, 0] * 8
-    task = PruneTask(model_dir=tiny_model_dir, train_texts=texts, train_labels=labels, valid_texts=texts,
-                     valid_labels=labels, rate=50, train_cfg=train_cfg(dtype="auto", epochs=1), params={}, seed=0,
-                     metric="macro_f1", device=runtime.device({"device": "auto"}), progress=False)
+    task = PruneTask(
+        model_dir=tiny_model_dir,
+        train_texts=texts,
+        train_labels=labels,
+        valid_texts=texts,
+        valid_labels=labels,
+        rate=50,
+        train_cfg=train_cfg(dtype="auto", epochs=1),
+        params={},
+        seed=0,
+        metric="macro_f1",
+        device=runtime.device({"device": "auto"}),
+        progress=False,
+    )
     keep = np.ones((3, 4), dtype=bool)
     keep[0, :2] = False
     metrics = score_mask(task, keep)
@@ -397,8 +442,9 @@ def test_gpu_nsp_scores_agree_with_cpu(tiny_model_dir, tmp_path):
     texts = ["i love this day", "this is bad", "what a great time", "so sad today"]
     scores = {}
     for device, dtype in (("cpu", "float32"), ("cuda", "auto")):
-        cfg = ZeroShotConfig(scorer="nsp", template="This example is {label}.", batch_size=8, chunk_size=64,
-                             max_length=32, dtype=dtype).resolved(device)
+        cfg = ZeroShotConfig(
+            scorer="nsp", template="This example is {label}.", batch_size=8, chunk_size=64, max_length=32, dtype=dtype
+        ).resolved(device)
         scores[device] = make_scorer(tiny_model_dir, emotions, cfg, device=device, progress=False).score_raw(texts)
     assert np.allclose(scores["cpu"], scores["cuda"], atol=2e-2)
 

@@ -151,8 +151,9 @@ PAPER = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
 
 POSITIVE = "love great good happy yes".split()
 NEGATIVE = "hate bad sad not no".split()
-FILLER = ("the a i you it we is was to of and in on this that my day today really very what all can get "
-          "go time new one now").split()
+FILLER = (
+    "the a i you it we is was to of and in on this that my day today really very what all can get go time new one now"
+).split()
 N_TWEETS, N_COMMENTS = 400, 120
 
 
@@ -164,10 +165,14 @@ def sentiment140_zip(path: Path) -> dict:
     rows = []
     for i in range(N_TWEETS):
         label = i % 2
-        words = list(rng.choice(FILLER, size=rng.integers(3, 10))) + list(rng.choice(POSITIVE if label else NEGATIVE, size=2))
+        words = list(rng.choice(FILLER, size=rng.integers(3, 10))) + list(
+            rng.choice(POSITIVE if label else NEGATIVE, size=2)
+        )
         rng.shuffle(words)
         text = " ".join(words) + (" caf\u00e9" if i % 50 == 0 else "")  # latin-1, not utf-8, in the file
-        rows.append(["4" if label else "0", str(1467810369 + i), "Mon Apr 06 22:19:45 PDT 2009", "NO_QUERY", f"user{i}", text])
+        rows.append(
+            ["4" if label else "0", str(1467810369 + i), "Mon Apr 06 22:19:45 PDT 2009", "NO_QUERY", f"user{i}", text]
+        )
     rows.sort(key=lambda r: r[0])
     broken = [
         ["2", "1999999001", "Mon Apr 06 22:19:45 PDT 2009", "NO_QUERY", "neutral", "a neutral tweet"],  # bad label
@@ -179,9 +184,14 @@ def sentiment140_zip(path: Path) -> dict:
     csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows + broken)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr(PAPER["data"]["labelled"]["member"], buf.getvalue().encode("latin-1"))
-        z.writestr("testdata.manual.2009.06.14.csv", b'"4","3","Mon May 11 03:17:40 UTC 2009","kindle2","tpryan","ok"\r\n')
-    return {"read": N_TWEETS + len(broken), "kept": N_TWEETS,
-            "dropped": {"bad label": 1, "malformed row": 1, "empty text": 1, "duplicate id": 1}}
+        z.writestr(
+            "testdata.manual.2009.06.14.csv", b'"4","3","Mon May 11 03:17:40 UTC 2009","kindle2","tpryan","ok"\r\n'
+        )
+    return {
+        "read": N_TWEETS + len(broken),
+        "kept": N_TWEETS,
+        "dropped": {"bad label": 1, "malformed row": 1, "empty text": 1, "duplicate id": 1},
+    }
 
 
 def civil_comments_zip(path: Path) -> dict:
@@ -236,8 +246,9 @@ CONFIG_ARGS = ["--configfile", "config/paper.yaml", "config/toy.yaml"]  # last: 
 def _snakemake(workdir: Path, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("SNAKEMAKE_PROFILE", None)
-    proc = subprocess.run([SNAKEMAKE, *args, *CONFIG_ARGS], cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    proc = subprocess.run(
+        [SNAKEMAKE, *args, *CONFIG_ARGS], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
+    )
     assert proc.returncode == 0, f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-8000:]}"
     return proc
 
@@ -276,12 +287,34 @@ def test_the_overlay_changes_only_what_scale_forces(tmp_path):
     changed = {k for k, v in _leaves(toy).items() if _leaves(paper).get(k, object()) != v}
     assert changed <= set(ALLOWED), changed - set(ALLOWED)
     # what the issue names, as paper.yaml has it
-    for key in ("zeroshot.scorer", "zeroshot.dtype", "prune.ga.workers", "finetune.save_model", "prune.rates",
-                "prune.methods", "finetune.methods", "finetune.augmentations", "select.selectors", "select.rates",
-                "select.default", "compress.methods", "data.labelled.format", "data.labelled.member",
-                "data.extra.format", "data.extra.member", "prune.random.draws", "prune.train.lr",
-                "finetune.train.epochs", "metric", "dtype", "device", "model.max_length",
-                "prune.fitness_valid_size", "data.max_labelled", "data.max_extra"):
+    for key in (
+        "zeroshot.scorer",
+        "zeroshot.dtype",
+        "prune.ga.workers",
+        "finetune.save_model",
+        "prune.rates",
+        "prune.methods",
+        "finetune.methods",
+        "finetune.augmentations",
+        "select.selectors",
+        "select.rates",
+        "select.default",
+        "compress.methods",
+        "data.labelled.format",
+        "data.labelled.member",
+        "data.extra.format",
+        "data.extra.member",
+        "prune.random.draws",
+        "prune.train.lr",
+        "finetune.train.epochs",
+        "metric",
+        "dtype",
+        "device",
+        "model.max_length",
+        "prune.fitness_valid_size",
+        "data.max_labelled",
+        "data.max_extra",
+    ):
         assert _leaves(toy)[key] == _leaves(paper)[key], key
     assert toy["zeroshot"]["scorer"] == "nsp" and toy["prune"]["ga"]["workers"] > 1
     assert toy["finetune"]["save_model"] is True and 95 in toy["prune"]["rates"]
@@ -303,7 +336,10 @@ def test_every_cell_of_the_paper_grid_was_planned(paper_run):
     compressors = len(PAPER["compress"]["methods"])
     assert planned["prune"] == len(methods) * len(rates) + selections - 1
     # figure 7's cells, Table 4's other compressors (GA at 70%), Table 6's other selections
-    assert planned["finetune"] == (len(methods) - 1 + augmented) * len(rates) + (compressors + 1 - augmented) + selections - 1
+    assert (
+        planned["finetune"]
+        == (len(methods) - 1 + augmented) * len(rates) + (compressors + 1 - augmented) + selections - 1
+    )
     assert planned["finetune_reference"] == augmented
     assert planned["bench_inference"] == len(methods)
     assert planned["zeroshot"] == 2 and planned["compress"] == compressors
@@ -348,7 +384,11 @@ def test_sources_were_verified_and_parsed_in_their_formats(paper_run, sources):
         report = yaml.safe_load((data / f"{dataset}.report.json").read_text())
         expected = sources[f"{dataset}_report"]
         assert report["format"] == PAPER["data"][dataset]["format"]
-        assert (report["read"], report["kept"], report["dropped"]) == (expected["read"], expected["kept"], expected["dropped"])
+        assert (report["read"], report["kept"], report["dropped"]) == (
+            expected["read"],
+            expected["kept"],
+            expected["dropped"],
+        )
     labelled = pd.read_parquet(data / "labelled.parquet")
     assert set(labelled["label"]) == {0, 1} and set(labelled["source"]) == {"sentiment140"}
     assert labelled["text"].str.contains("caf\u00e9").any()  # latin-1 read as latin-1
@@ -407,8 +447,13 @@ def test_saved_models_reload_and_give_the_recorded_predictions(paper_run):
     model = load_classifier(model_dir)
     assert len(layers_of(model)) == 1  # the layers left without a head are gone
     assert layers_of(model)[0].attention.self.query.out_features == model.config.hidden_size // HEADS  # one head
-    logits = predict_logits(model, load_tokenizer(model_dir), test["text"].tolist(),
-                            max_length=PAPER["model"]["max_length"], dtype=PAPER["dtype"])
+    logits = predict_logits(
+        model,
+        load_tokenizer(model_dir),
+        test["text"].tolist(),
+        max_length=PAPER["model"]["max_length"],
+        dtype=PAPER["dtype"],
+    )
     run = predictions[(predictions["search_seed"] == search_seed) & (predictions["finetune_seed"] == finetune_seed)]
     assert run["id"].tolist() == test["id"].astype(str).tolist()
     assert np.array_equal(logits.argmax(1), run["pred"].to_numpy())
@@ -418,8 +463,10 @@ def test_saved_models_reload_and_give_the_recorded_predictions(paper_run):
 
 # The paper config's GPU rules, submitted through profiles/slurm: the NSP scorer and a GA
 # cell (4 workers) at 95%, with what they need (data, model, lottery sample) before them.
-SLURM_TARGETS = ["results/zeroshot/raw/labelled.parquet",
-                 f"results/prune/ga/{PAPER['select']['default']}/95/masks.safetensors"]
+SLURM_TARGETS = [
+    "results/zeroshot/raw/labelled.parquet",
+    f"results/prune/ga/{PAPER['select']['default']}/95/masks.safetensors",
+]
 
 
 @pytest.mark.slurm
@@ -429,9 +476,21 @@ def test_paper_config_gpu_rules_on_slurm(slurm_cluster, tmp_path, sources):  # n
     rules allocated the GPU, CPUs, memory and time profiles/slurm gives them."""
     workdir = _workdir(tmp_path / "repo", sources)
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", *SLURM_TARGETS, "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS,
-         *CONFIG_ARGS],
-        cwd=workdir, capture_output=True, text=True, timeout=900, env={**slurm_cluster, "OMP_NUM_THREADS": "1"},
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *SLURM_TARGETS,
+            "--profile",
+            "profiles/slurm",
+            *LOCAL_CLUSTER_ARGS,
+            *CONFIG_ARGS,
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**slurm_cluster, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
     for target in SLURM_TARGETS:

@@ -36,7 +36,19 @@ def tiny(tiny_corpus):
 def _task(model_dir, texts, labels, method, rate=50, seed=0, **extra):
     params = {**PARAMS[method], **extra}
     cfg = train_cfg(epochs=1, batch_size=8, seed=seed)
-    return PruneTask(str(model_dir), texts, labels, texts[:8], labels[:8], rate, cfg, params=params, seed=seed, metric="macro_f1", progress=False)
+    return PruneTask(
+        str(model_dir),
+        texts,
+        labels,
+        texts[:8],
+        labels[:8],
+        rate,
+        cfg,
+        params=params,
+        seed=seed,
+        metric="macro_f1",
+        progress=False,
+    )
 
 
 def test_keep_from_scores_exact_ties_and_pruned_first():
@@ -91,7 +103,10 @@ def test_magnitude_heads_prunes_the_smallest_head_first(tiny, tmp_path):
             lin.weight[3 * dh : 4 * dh] *= 0.01
         attn.output.dense.weight[:, 3 * dh : 4 * dh] *= 0.01
     mags = head_magnitudes(model)
-    expect = sum(float(lin.weight.detach()[3 * dh : 4 * dh].abs().sum()) for lin in (attn.self.query, attn.self.key, attn.self.value))
+    expect = sum(
+        float(lin.weight.detach()[3 * dh : 4 * dh].abs().sum())
+        for lin in (attn.self.query, attn.self.key, attn.self.value)
+    )
     expect += float(attn.output.dense.weight.detach()[:, 3 * dh : 4 * dh].abs().sum())
     assert mags[0, 3] == pytest.approx(expect / (4 * dh * model.config.hidden_size), rel=1e-5)
     assert mags.argmin() == 3
@@ -109,7 +124,9 @@ def test_attention_statistics_by_hand():
     onsep = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
     attn = torch.stack([uniform, onsep])[None, None]  # [L=1, B=1, H=2, T, T]
     ent, n = attention.head_entropy_sums(attn, mask)
-    assert n == 2 and ent[0, 0] / n == pytest.approx(math.log(2), rel=1e-5) and ent[0, 1] / n == pytest.approx(0, abs=1e-6)
+    assert (
+        n == 2 and ent[0, 0] / n == pytest.approx(math.log(2), rel=1e-5) and ent[0, 1] / n == pytest.approx(0, abs=1e-6)
+    )
     sep, _ = attention.head_token_attention_sums(attn, mask, ids, 3)
     assert (sep[0] / n).tolist() == pytest.approx([0.5, 1.0])
     assert attention.fit_maps(attn, 5).shape[-2:] == (5, 5) and attention.fit_maps(attn, 2).shape[-2:] == (2, 2)
@@ -118,16 +135,18 @@ def test_attention_statistics_by_hand():
 # Constructed attention for the 2 x 4 tiny model: every query row of head h (flat index
 # layer * 4 + head) is the distribution P[h] over the keys ([CLS], a, b, [SEP]). Entropy and
 # attention to [SEP] are worked out by hand below; all distinct, and in different orders.
-P = torch.tensor([
-    [0.25, 0.25, 0.25, 0.25],  # 0 uniform        H = 1.3863  [SEP] .25
-    [0.00, 0.00, 0.00, 1.00],  # 1 [SEP] only     H = 0       [SEP] 1
-    [0.97, 0.01, 0.01, 0.01],  # 2 [CLS] only     H = 0.1677  [SEP] .01
-    [0.50, 0.00, 0.00, 0.50],  # 3 [CLS]+[SEP]    H = 0.6931  [SEP] .50
-    [0.40, 0.30, 0.28, 0.02],  # 4 broad          H = 1.1624  [SEP] .02
-    [0.05, 0.85, 0.05, 0.05],  # 5 one word       H = 0.5875  [SEP] .05
-    [0.10, 0.10, 0.00, 0.80],  # 6 mostly [SEP]   H = 0.6390  [SEP] .80
-    [0.00, 0.60, 0.20, 0.20],  # 7 words          H = 0.9503  [SEP] .20
-])
+P = torch.tensor(
+    [
+        [0.25, 0.25, 0.25, 0.25],  # 0 uniform        H = 1.3863  [SEP] .25
+        [0.00, 0.00, 0.00, 1.00],  # 1 [SEP] only     H = 0       [SEP] 1
+        [0.97, 0.01, 0.01, 0.01],  # 2 [CLS] only     H = 0.1677  [SEP] .01
+        [0.50, 0.00, 0.00, 0.50],  # 3 [CLS]+[SEP]    H = 0.6931  [SEP] .50
+        [0.40, 0.30, 0.28, 0.02],  # 4 broad          H = 1.1624  [SEP] .02
+        [0.05, 0.85, 0.05, 0.05],  # 5 one word       H = 0.5875  [SEP] .05
+        [0.10, 0.10, 0.00, 0.80],  # 6 mostly [SEP]   H = 0.6390  [SEP] .80
+        [0.00, 0.60, 0.20, 0.20],  # 7 words          H = 0.9503  [SEP] .20
+    ]
+)
 ENTROPY = [1.3863, 0.0, 0.1677, 0.6931, 1.1624, 0.5875, 0.6390, 0.9503]
 TO_SEP = [0.25, 1.0, 0.01, 0.50, 0.02, 0.05, 0.80, 0.20]
 
@@ -152,6 +171,7 @@ def _constructed_batches(tokenizer):
 
 def _expected_statistics():
     """Mean over the 7 valid query rows (4 + 3) of the hand-computed values."""
+
     def entropy(p):
         p = p[p > 0]
         return float(-(p * p.log()).sum())
@@ -167,14 +187,20 @@ def test_constructed_pattern_statistics_by_hand():
     assert P[:, 3].tolist() == pytest.approx(TO_SEP)
 
 
-@pytest.mark.parametrize("method, rate, pruned", [
-    # paper 003: the lowest entropy first: order 1, 2, 5, 6, 3, 7, 4, 0
-    ("entropy", 25, {1, 2}), ("entropy", 50, {1, 2, 5, 6}),
-    # paper 003: the lowest attention to [SEP] first: order 2, 4, 5, 7, 0, 3, 6, 1
-    ("sep", 25, {2, 4}), ("sep", 50, {2, 4, 5, 7}),
-    # the reversed variants: the highest first
-    ("entropy_reversed", 25, {0, 4}), ("sep_reversed", 25, {1, 6}),
-])
+@pytest.mark.parametrize(
+    "method, rate, pruned",
+    [
+        # paper 003: the lowest entropy first: order 1, 2, 5, 6, 3, 7, 4, 0
+        ("entropy", 25, {1, 2}),
+        ("entropy", 50, {1, 2, 5, 6}),
+        # paper 003: the lowest attention to [SEP] first: order 2, 4, 5, 7, 0, 3, 6, 1
+        ("sep", 25, {2, 4}),
+        ("sep", 50, {2, 4, 5, 7}),
+        # the reversed variants: the highest first
+        ("entropy_reversed", 25, {0, 4}),
+        ("sep_reversed", 25, {1, 6}),
+    ],
+)
 def test_entropy_and_sep_orders_on_a_constructed_pattern(tiny, monkeypatch, method, rate, pruned):
     d, texts, labels = tiny
     tokenizer = load_tokenizer(d)

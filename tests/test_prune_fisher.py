@@ -17,11 +17,27 @@ from lotteryprune.model.sources import load_classifier, load_tokenizer
 from lotteryprune.prune import fisher
 from lotteryprune.prune.task import PruneTask
 
-TEXTS = ["what a great day", "i hate it", "so good and happy today", "bad sad day", "not good at all really", "love this"]
+TEXTS = [
+    "what a great day",
+    "i hate it",
+    "so good and happy today",
+    "bad sad day",
+    "not good at all really",
+    "love this",
+]
 LABELS = [1, 0, 1, 0, 0, 1]
 
-PARAMS = {"finetune": True, "gradients": "per_sample", "batch_size": 4, "seq_len": 16, "rearrange": True, "tune": True,
-          "teacher": "sqrt", "damp": 1.0, "solver": "lsmr"}
+PARAMS = {
+    "finetune": True,
+    "gradients": "per_sample",
+    "batch_size": 4,
+    "seq_len": 16,
+    "rearrange": True,
+    "tune": True,
+    "teacher": "sqrt",
+    "damp": 1.0,
+    "solver": "lsmr",
+}
 
 
 def _model(model_dir, dtype=torch.float32):
@@ -41,7 +57,9 @@ def _loss(model, tok, texts, labels, heads, neurons):
 def test_per_sample_gradients_against_finite_differences_and_a_one_text_loop(tiny_model_dir):
     model = _model(tiny_model_dir, torch.float64)
     tok = load_tokenizer(tiny_model_dir)
-    hg, ng = fisher.mask_gradients(model, tok, TEXTS, LABELS, neurons=True, per_sample=True, batch_size=4, max_length=16)
+    hg, ng = fisher.mask_gradients(
+        model, tok, TEXTS, LABELS, neurons=True, per_sample=True, batch_size=4, max_length=16
+    )
     assert hg.shape == (6, 3, 4) and ng.shape == (6, 3, 64)
     ones_h, ones_n = torch.ones(3, 4, dtype=torch.float64), torch.ones(3, 64, dtype=torch.float64)
     eps = 1e-5
@@ -51,20 +69,25 @@ def test_per_sample_gradients_against_finite_differences_and_a_one_text_loop(tin
             up, down = ones_h.clone(), ones_h.clone()
             up[layer, h] += eps
             down[layer, h] -= eps
-            fd = (_loss(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], up, ones_n)
-                  - _loss(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], down, ones_n)) / (2 * eps)
+            fd = (
+                _loss(model, tok, TEXTS[i : i + 1], LABELS[i : i + 1], up, ones_n)
+                - _loss(model, tok, TEXTS[i : i + 1], LABELS[i : i + 1], down, ones_n)
+            ) / (2 * eps)
             assert float(hg[i, layer, h]) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
         for layer, j in [(1, int(rng.integers(64))), (2, int(rng.integers(64)))]:
             up, down = ones_n.clone(), ones_n.clone()
             up[layer, j] += eps
             down[layer, j] -= eps
-            fd = (_loss(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], ones_h, up)
-                  - _loss(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], ones_h, down)) / (2 * eps)
+            fd = (
+                _loss(model, tok, TEXTS[i : i + 1], LABELS[i : i + 1], ones_h, up)
+                - _loss(model, tok, TEXTS[i : i + 1], LABELS[i : i + 1], ones_h, down)
+            ) / (2 * eps)
             assert float(ng[i, layer, j]) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
     # one backward pass per batch gives what one text at a time gives
     for i in range(6):
-        one_h, one_n = fisher.mask_gradients(model, tok, TEXTS[i:i + 1], LABELS[i:i + 1], neurons=True, per_sample=True,
-                                             batch_size=1, max_length=16)
+        one_h, one_n = fisher.mask_gradients(
+            model, tok, TEXTS[i : i + 1], LABELS[i : i + 1], neurons=True, per_sample=True, batch_size=1, max_length=16
+        )
         torch.testing.assert_close(hg[i], one_h[0].float(), atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(ng[i], one_n[0].float(), atol=1e-6, rtol=1e-5)
     info = fisher.fisher_information(hg)
@@ -74,8 +97,12 @@ def test_per_sample_gradients_against_finite_differences_and_a_one_text_loop(tin
 def test_per_batch_fisher_is_the_official_batch_mean(tiny_model_dir):
     model = _model(tiny_model_dir)
     tok = load_tokenizer(tiny_model_dir)
-    hs, ns = fisher.mask_gradients(model, tok, TEXTS, LABELS, neurons=True, per_sample=True, batch_size=4, max_length=16)
-    hb, nb = fisher.mask_gradients(model, tok, TEXTS, LABELS, neurons=True, per_sample=False, batch_size=4, max_length=16)
+    hs, ns = fisher.mask_gradients(
+        model, tok, TEXTS, LABELS, neurons=True, per_sample=True, batch_size=4, max_length=16
+    )
+    hb, nb = fisher.mask_gradients(
+        model, tok, TEXTS, LABELS, neurons=True, per_sample=False, batch_size=4, max_length=16
+    )
     assert hb.shape == (2, 3, 4)  # batches of 4 consecutive texts: [0..3], [4, 5]
     torch.testing.assert_close(hb[0], hs[:4].mean(0), atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(hb[1], hs[4:].mean(0), atol=1e-6, rtol=1e-4)
@@ -111,7 +138,9 @@ def test_flops_search_never_exceeds_a_budget_below_all_heads():
     them); here they end the enumeration."""
     from transformers import BertConfig
 
-    costs = UnitCosts.of(BertConfig(hidden_size=384, num_attention_heads=12, num_hidden_layers=6, intermediate_size=1536), 48)
+    costs = UnitCosts.of(
+        BertConfig(hidden_size=384, num_attention_heads=12, num_hidden_layers=6, intermediate_size=1536), 48
+    )
     heads_only = 72 * costs.per_head / costs.full_encoder  # about 35% of the encoder
     rng = np.random.default_rng(0)
     hi = rng.random((6, 12)) * 100  # heads far more important than neurons
@@ -152,10 +181,16 @@ def test_rearrangement_is_the_official_greedy_pass_and_never_worse(seed):
     keep = rng.random((3, 20)) < 0.4
     ours = fisher.rearrange(keep, grads)
     for i in range(3):
-        official = _official_greedy_rearrange(torch.as_tensor(keep[i], dtype=torch.float64), grads[:, i, :]).numpy().astype(bool)
+        official = (
+            _official_greedy_rearrange(torch.as_tensor(keep[i], dtype=torch.float64), grads[:, i, :])
+            .numpy()
+            .astype(bool)
+        )
         assert (ours[i] == official).all()
     assert (ours.sum(1) == keep.sum(1)).all()
-    start = np.stack([fisher.top_keep(fisher.fisher_information(grads[:, i, :])[None], int(keep[i].sum()))[0] for i in range(3)])
+    start = np.stack(
+        [fisher.top_keep(fisher.fisher_information(grads[:, i, :])[None], int(keep[i].sum()))[0] for i in range(3)]
+    )
     assert fisher.block_fisher_loss(ours, grads) <= fisher.block_fisher_loss(start, grads) + 1e-9
 
 
@@ -164,7 +199,10 @@ def test_least_squares_systems_and_solution_against_explicit_lstsq(tiny_model_di
     and the damped solution must match, and with damp 0 the scales are lstsq(A, b)."""
     model = _model(tiny_model_dir)
     tok = load_tokenizer(tiny_model_dir)
-    batches = [dict(tok(TEXTS[:4], padding=True, return_tensors="pt")), dict(tok(TEXTS[4:], padding=True, return_tensors="pt"))]
+    batches = [
+        dict(tok(TEXTS[:4], padding=True, return_tensors="pt")),
+        dict(tok(TEXTS[4:], padding=True, return_tensors="pt")),
+    ]
     layer = layers_of(model)[1]
     heads = np.array([[1, 1, 1, 1], [1, 0, 1, 1], [1, 1, 0, 1]], bool)
     neurons = np.random.default_rng(0).random((3, 64)) < 0.5
@@ -181,7 +219,7 @@ def test_least_squares_systems_and_solution_against_explicit_lstsq(tiny_model_di
         block = []
         for h in np.flatnonzero(heads[1]):
             only = torch.zeros_like(ctx)
-            only[:, h * 8:(h + 1) * 8] = ctx[:, h * 8:(h + 1) * 8]
+            only[:, h * 8 : (h + 1) * 8] = ctx[:, h * 8 : (h + 1) * 8]
             block.append((only @ W.t()).reshape(-1))
         block.append(torch.ones(ctx.shape[0] * 32, dtype=torch.float64))
         cols.append(torch.stack(block, 1))
@@ -197,7 +235,7 @@ def test_least_squares_systems_and_solution_against_explicit_lstsq(tiny_model_di
     M = A.t() @ A
     r = A.t() @ b - M @ torch.ones(M.shape[0], dtype=torch.float64)
     for damp in (1.0, 100.0):
-        d = torch.linalg.solve(M.t() @ M + damp ** 2 * torch.eye(M.shape[0], dtype=torch.float64), M.t() @ r)
+        d = torch.linalg.solve(M.t() @ M + damp**2 * torch.eye(M.shape[0], dtype=torch.float64), M.t() @ r)
         torch.testing.assert_close(fisher.solve_scales(ata, atb, damp), d + 1, atol=1e-6, rtol=1e-5)
     # feed-forward block of layer 1, in the official Hadamard form, against explicit columns a_j(t) w_j
     targets = fisher._teacher_targets(model, layer, "ffn", ones_h, ones_n, batches)
@@ -212,7 +250,7 @@ def test_least_squares_systems_and_solution_against_explicit_lstsq(tiny_model_di
                 mask = torch.zeros_like(mask)
                 mask[:, 0] = True
             act, res = args[0][mask].double(), args[1][mask].double()
-            cols.append(torch.stack([(act[:, j:j + 1] * W2[:, j]).reshape(-1) for j in idx], 1))
+            cols.append(torch.stack([(act[:, j : j + 1] * W2[:, j]).reshape(-1) for j in idx], 1))
             rhs.append((target[mask].double() - b2 - res).reshape(-1))
         A, b = torch.cat(cols), torch.cat(rhs)
         torch.testing.assert_close(ata, A.t() @ A)
@@ -233,7 +271,9 @@ def test_lsmr_solver_is_the_official_one():
     A = torch.as_tensor(rng.normal(size=(200, 6)), dtype=torch.float64)
     b = torch.as_tensor(rng.normal(size=200), dtype=torch.float64)
     ata, atb = A.t() @ A, A.t() @ b
-    torch.testing.assert_close(fisher.solve_scales_lsmr(ata, atb, 1.0), fisher.solve_scales(ata, atb, 1.0), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        fisher.solve_scales_lsmr(ata, atb, 1.0), fisher.solve_scales(ata, atb, 1.0), atol=1e-4, rtol=1e-4
+    )
     # a spread spectrum: LSMR hits its iteration cap (as many iterations as unknowns, istop 7)
     Q, _ = np.linalg.qr(rng.normal(size=(20, 20)))
     M = torch.as_tensor(Q @ np.diag(np.logspace(0, 3, 20)) @ Q.T, dtype=torch.float64)
@@ -248,9 +288,17 @@ def test_mask_tuning_reduces_every_layers_error(tiny_model_dir):
     rng = np.random.default_rng(3)
     heads, neurons = rng.random((3, 4)) < 0.6, rng.random((3, 64)) < 0.5
     heads[:, 0] = True
-    head_scale, neuron_scale, report = fisher.tune_masks(model, batches, heads, neurons, np.ones((3, 4), bool),
-                                                         np.ones((3, 64), bool), damp=0.0, cls_last=False,
-                                                         solver="lstsq")
+    head_scale, neuron_scale, report = fisher.tune_masks(
+        model,
+        batches,
+        heads,
+        neurons,
+        np.ones((3, 4), bool),
+        np.ones((3, 64), bool),
+        damp=0.0,
+        cls_last=False,
+        solver="lstsq",
+    )
     assert (head_scale[~heads] == 0).all() and (neuron_scale[~neurons] == 0).all()
     assert (head_scale[0][heads[0]] == 1).all()  # layer-0 heads are never tuned
     entries = [e[k] for e in report for k in ("mha", "ffn") if k in e]
@@ -260,9 +308,19 @@ def test_mask_tuning_reduces_every_layers_error(tiny_model_dir):
 
 
 def _task(d, texts, labels, rate, params=PARAMS):
-    return PruneTask(model_dir=str(d), train_texts=texts, train_labels=labels, valid_texts=texts[:12], valid_labels=labels[:12],
-                     rate=rate, train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16), params=params, seed=0,
-                     metric="macro_f1", progress=False)
+    return PruneTask(
+        model_dir=str(d),
+        train_texts=texts,
+        train_labels=labels,
+        valid_texts=texts[:12],
+        valid_labels=labels[:12],
+        rate=rate,
+        train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
+        params=params,
+        seed=0,
+        metric="macro_f1",
+        progress=False,
+    )
 
 
 @pytest.mark.parametrize("rate", [40, 75])
@@ -276,7 +334,10 @@ def test_fisher_meets_the_flops_budget_on_the_tiny_model(tiny_corpus, rate):
     assert result.flops == (kept, costs.full_encoder)
     x = result.extras
     assert set(x["retraining_free"]) >= {"unpruned", "binary", "tuned"}
-    assert x["rearrangement"]["block_fisher_loss_after"]["neurons"] <= x["rearrangement"]["block_fisher_loss_before"]["neurons"] + 1e-12
+    assert (
+        x["rearrangement"]["block_fisher_loss_after"]["neurons"]
+        <= x["rearrangement"]["block_fisher_loss_before"]["neurons"] + 1e-12
+    )
     assert x["seconds"]["search_total"] > 0 and x["teacher"]["kind"] == "sqrt"
     assert x["teacher"]["flops_removed_percent"] < rate
 

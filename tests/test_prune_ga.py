@@ -29,7 +29,16 @@ def overlap_fitness(target: np.ndarray):
     return fitness
 
 
-PARAMS = {"population": 16, "generations": 40, "patience": 40, "drop_frac": 0.1, "elite_frac": 0.1, "crossover_rate": 0.5, "smoothing": 0.7, "workers": 1}
+PARAMS = {
+    "population": 16,
+    "generations": 40,
+    "patience": 40,
+    "drop_frac": 0.1,
+    "elite_frac": 0.1,
+    "crossover_rate": 0.5,
+    "smoothing": 0.7,
+    "workers": 1,
+}
 
 
 def strip_seconds(history):
@@ -165,10 +174,16 @@ def test_resume_equals_uninterrupted(tmp_path, how):
     assert (resumed.best_mask == straight.best_mask).all()
     assert resumed.best_fitness == straight.best_fitness
     assert np.allclose(resumed.G, straight.G)
-    assert (resumed.evaluations, resumed.cache_hits, resumed.stopped) == (straight.evaluations, straight.cache_hits, straight.stopped)
+    assert (resumed.evaluations, resumed.cache_hits, resumed.stopped) == (
+        straight.evaluations,
+        straight.cache_hits,
+        straight.stopped,
+    )
     assert len(evaluated) < straight.evaluations  # work before the kill was not redone
     # a finished checkpoint answers at once
-    again = ga.search(L, H, N_PRUNE, lambda m: pytest.fail("re-evaluated"), params, seed=11, store=ga.CheckpointStore(ckpt))
+    again = ga.search(
+        L, H, N_PRUNE, lambda m: pytest.fail("re-evaluated"), params, seed=11, store=ga.CheckpointStore(ckpt)
+    )
     assert (again.best_mask == straight.best_mask).all()
 
 
@@ -243,10 +258,18 @@ def test_parallel_workers_match_serial(tmp_path):
 
     def task(workers: int) -> PruneTask:
         return PruneTask(
-            model_dir=str(model_dir), train_texts=texts, train_labels=labels, valid_texts=texts, valid_labels=labels,
-            rate=25, train_cfg=train_cfg(epochs=1, batch_size=4, max_length=16, seed=0),
+            model_dir=str(model_dir),
+            train_texts=texts,
+            train_labels=labels,
+            valid_texts=texts,
+            valid_labels=labels,
+            rate=25,
+            train_cfg=train_cfg(epochs=1, batch_size=4, max_length=16, seed=0),
             params={**GA_PARAMS, "workers": workers},
-            seed=1, metric="macro_f1", threads=2, progress=False,
+            seed=1,
+            metric="macro_f1",
+            threads=2,
+            progress=False,
         )
 
     serial, parallel = ga.run(task(1)), ga.run(task(2))

@@ -77,8 +77,12 @@ def test_heads_and_neurons_pruned_model_equals_the_gated_model(tiny_model_dir, t
     prune_heads(model, heads, neurons)
     kept = heads.any(1) | neurons.any(1)
     assert len(layers_of(model)) == int(kept.sum())
-    assert [layer.intermediate.dense.out_features for layer in layers_of(model)] == [int(r.sum()) for r in neurons[kept]]
-    assert [layer.attention.self.query.out_features // 8 for layer in layers_of(model)] == [int(r.sum()) for r in heads[kept]]
+    assert [layer.intermediate.dense.out_features for layer in layers_of(model)] == [
+        int(r.sum()) for r in neurons[kept]
+    ]
+    assert [layer.attention.self.query.out_features // 8 for layer in layers_of(model)] == [
+        int(r.sum()) for r in heads[kept]
+    ]
     hidden, logits = _outputs(model, batch)
     torch.testing.assert_close(hidden, want_hidden, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(logits, want_logits, atol=1e-6, rtol=1e-5)
@@ -102,8 +106,9 @@ def test_without_a_neuron_mask_an_emptied_layer_goes_with_its_feed_forward(tiny_
     # gating follows the same two rules
     base = load_classifier(tiny_model_dir)
     torch.testing.assert_close(_outputs(paper, batch)[0], _outputs(base, batch, heads)[0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(_outputs(independent, batch)[0], _outputs(base, batch, heads, np.ones((3, 64)))[0],
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        _outputs(independent, batch)[0], _outputs(base, batch, heads, np.ones((3, 64)))[0], atol=1e-5, rtol=1e-5
+    )
     untouched = load_classifier(tiny_model_dir)
     assert prune_structure(untouched, np.ones((3, 4), bool), np.ones((3, 64), bool)) is untouched
     assert getattr(untouched.config, "lottery_pruning", None) is None
@@ -118,10 +123,10 @@ def test_per_sample_gates_equal_one_gate_per_text(tiny_model_dir):
     with torch.no_grad(), gated(model, hg, ng):
         together = model(**batch, output_hidden_states=True).hidden_states[-1]
     for i in range(4):
-        one = {k: v[i:i + 1] for k, v in batch.items()}
+        one = {k: v[i : i + 1] for k, v in batch.items()}
         with torch.no_grad(), gated(model, hg[i], ng[i]):
             alone = model(**one, output_hidden_states=True).hidden_states[-1]
-        torch.testing.assert_close(together[i:i + 1], alone, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -147,7 +152,9 @@ def test_flops_against_an_independent_count(tiny_model_dir, seed):
     with torch.no_grad(), counter:
         full(**batch)
     assert costs.full_encoder + costs.constant == counter.get_total_flops()
-    assert costs.removed_percent(heads, neurons) == pytest.approx(100 * (1 - costs.encoder(heads, neurons) / costs.full_encoder))
+    assert costs.removed_percent(heads, neurons) == pytest.approx(
+        100 * (1 - costs.encoder(heads, neurons) / costs.full_encoder)
+    )
 
 
 def test_mask_sets_carry_neurons_and_their_unit(tmp_path):
@@ -181,7 +188,9 @@ def _split():
     texts = ["good fun", "bad news", "love it", "hate it", "so happy", "very sad"] * 4
     labels = [1, 0, 1, 0, 1, 0] * 4
     parts = (["train"] * 4 + ["valid", "test"]) * 4
-    return pd.DataFrame({"id": [f"t{i}" for i in range(24)], "text": texts, "label": labels, "source": "s", "split": parts})
+    return pd.DataFrame(
+        {"id": [f"t{i}" for i in range(24)], "text": texts, "label": labels, "source": "s", "split": parts}
+    )
 
 
 def test_neuron_masks_flow_through_finetuning_and_bench(tiny_model_dir):
@@ -189,14 +198,33 @@ def test_neuron_masks_flow_through_finetuning_and_bench(tiny_model_dir):
     cfg = train_cfg(epochs=1, lr=1e-3, batch_size=4, max_length=16)
     section = {k: v for k, v in cfg.to_dict().items() if k not in ("max_length", "seed", "dtype")}
     records, preds = finetune.run_cell(
-        tiny_model_dir, _split(), runs=[(0, 0)], masks={0: Masks(heads, None, neurons)}, augment=None,
-        augment_section=section, train_section=section, max_length=16, dtype="float32", device="cpu", progress=False)
+        tiny_model_dir,
+        _split(),
+        runs=[(0, 0)],
+        masks={0: Masks(heads, None, neurons)},
+        augment=None,
+        augment_section=section,
+        train_section=section,
+        max_length=16,
+        dtype="float32",
+        device="cpu",
+        progress=False,
+    )
     full = load_classifier(tiny_model_dir)
     expect = prune_structure(load_classifier(tiny_model_dir), heads, neurons)
     assert records[0]["layers"] == 2 and records[0]["params"] == sum(p.numel() for p in expect.parameters())
     assert records[0]["params"] < sum(p.numel() for p in full.parameters()) and len(preds) == 4
-    r = bench.compare_masks(tiny_model_dir, {"x": Masks(heads, None, neurons)}, batch_size=2, seq_len=8, warmup=1,
-                            repeats=2, dtype="float32", seed=0, device="cpu")["x"]
+    r = bench.compare_masks(
+        tiny_model_dir,
+        {"x": Masks(heads, None, neurons)},
+        batch_size=2,
+        seq_len=8,
+        warmup=1,
+        repeats=2,
+        dtype="float32",
+        seed=0,
+        device="cpu",
+    )["x"]
     costs = UnitCosts.of(full.config, 8)
     assert r["pruned"]["flops"] == costs.total(heads, neurons) and r["neurons_kept"] == int(neurons.sum())
     assert r["neurons_per_layer"] == neurons.sum(1).tolist() and r["layers_kept"] == 2
@@ -210,8 +238,13 @@ def _genome(seq_len=16, group_size=16, F=64):
 
     config = BertConfig(hidden_size=32, num_attention_heads=4, num_hidden_layers=3, intermediate_size=F)
     ranking = np.stack([np.random.default_rng(i).permutation(F) for i in range(3)])
-    return ga_ffn.Genome(layers=3, heads=4, neurons=F, groups=ga_ffn.make_groups(ranking, group_size),
-                         costs=UnitCosts.of(config, seq_len))
+    return ga_ffn.Genome(
+        layers=3,
+        heads=4,
+        neurons=F,
+        groups=ga_ffn.make_groups(ranking, group_size),
+        costs=UnitCosts.of(config, seq_len),
+    )
 
 
 def test_groups_partition_every_layer_and_decode_matches_the_costs():
@@ -224,8 +257,12 @@ def test_groups_partition_every_layer_and_decode_matches_the_costs():
         bits = rng.random(genome.length) < 0.5
         heads, neurons = genome.decode(bits)
         assert genome.flops(bits) == pytest.approx(genome.costs.encoder(heads, neurons))
-        assert neurons.sum() == sum(len(g) for layer_bits, layer in zip(bits[12:].reshape(3, 3), genome.groups)
-                                    for b, g in zip(layer_bits, layer) if b)
+        assert neurons.sum() == sum(
+            len(g)
+            for layer_bits, layer in zip(bits[12:].reshape(3, 3), genome.groups)
+            for b, g in zip(layer_bits, layer)
+            if b
+        )
 
 
 @pytest.mark.parametrize("rate", [30, 50, 70, 90])
@@ -289,9 +326,20 @@ def test_ga_ffn_search_finds_a_hidden_target():
 def test_ga_ffn_runs_on_the_tiny_model_and_resumes(tiny_corpus, tmp_path):
     d, texts, labels = tiny_corpus(24)
     params = {**GA_PARAMS, "population": 3, "generations": 2, "group_size": 32, "grouping": "activation", "seq_len": 16}
-    task = PruneTask(model_dir=str(d), train_texts=texts, train_labels=labels, valid_texts=texts[:12], valid_labels=labels[:12],
-                     rate=60, train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16), params=params, seed=0,
-                     metric="macro_f1", workdir=tmp_path / "w", progress=False)
+    task = PruneTask(
+        model_dir=str(d),
+        train_texts=texts,
+        train_labels=labels,
+        valid_texts=texts[:12],
+        valid_labels=labels[:12],
+        rate=60,
+        train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
+        params=params,
+        seed=0,
+        metric="macro_f1",
+        workdir=tmp_path / "w",
+        progress=False,
+    )
     (tmp_path / "w").mkdir()
     result = ga_ffn.run(task)
     assert result.unit == "flops" and result.neuron_keep.shape == (2, 64)
@@ -301,7 +349,9 @@ def test_ga_ffn_runs_on_the_tiny_model_and_resumes(tiny_corpus, tmp_path):
     assert result.extras["genes"] == 8 + 2 * 2
     from lotteryprune.prune import score_mask
 
-    assert result.extras["best_fitness"] == score_mask(task, result.head_keep, neuron_keep=result.neuron_keep)["macro_f1"]
+    assert (
+        result.extras["best_fitness"] == score_mask(task, result.head_keep, neuron_keep=result.neuron_keep)["macro_f1"]
+    )
     again = ga_ffn.run(task)  # the finished checkpoint is resumed: same result, nothing retrained
     assert (again.head_keep == result.head_keep).all() and (again.neuron_keep == result.neuron_keep).all()
     with pytest.raises(KeyError, match="prune.ga_ffn"):

@@ -16,7 +16,9 @@ from lotteryprune.prune import PruneTask, magnitude, run_method
 from lotteryprune.prune.magnitude import schedule
 
 # the encoder's attention and feed-forward matrices, named independently of prunable_linears
-ENCODER_MATRIX = re.compile(r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)\.weight$")
+ENCODER_MATRIX = re.compile(
+    r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)\.weight$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,19 @@ def tiny(tiny_corpus):
 def _task(tiny, rate, seed=0, **params):
     d, texts, labels = tiny
     p = {"step_rate": 25, "dense_epochs": 0.5, "epochs_per_step": 0.5, **params}
-    return PruneTask(str(d), texts, labels, texts[:8], labels[:8], rate, train_cfg(epochs=1, batch_size=8, seed=seed), params=p, seed=seed, metric="macro_f1", progress=False)
+    return PruneTask(
+        str(d),
+        texts,
+        labels,
+        texts[:8],
+        labels[:8],
+        rate,
+        train_cfg(epochs=1, batch_size=8, seed=seed),
+        params=p,
+        seed=seed,
+        metric="macro_f1",
+        progress=False,
+    )
 
 
 def _encoder_matrices(model) -> dict[str, np.ndarray]:

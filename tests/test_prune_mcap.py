@@ -42,7 +42,19 @@ def tiny(tiny_corpus):
 def _task(tiny, rate=50, seed=0, **params):
     d, texts, labels = tiny
     p = {**DEFAULT, "episodes": 6, "k": 12, "pattern_steps": 5, **params}
-    return PruneTask(str(d), texts, labels, texts[:8], labels[:8], rate, train_cfg(batch_size=8, seed=seed), params=p, seed=seed, metric="macro_f1", progress=False)
+    return PruneTask(
+        str(d),
+        texts,
+        labels,
+        texts[:8],
+        labels[:8],
+        rate,
+        train_cfg(batch_size=8, seed=seed),
+        params=p,
+        seed=seed,
+        metric="macro_f1",
+        progress=False,
+    )
 
 
 def test_relative_distance_distributions_and_kl():
@@ -195,7 +207,15 @@ def test_learns_to_prune_heads_without_effect(tiny, tmp_path, dead_heads):
     for lr in (DEFAULT["lr"], 1e-12):
         hits[lr] = []
         for seed in range(3):
-            task = _task((tmp_path, texts, labels), 50, seed=seed, episodes=DEFAULT["episodes"], k=20, pattern_steps=DEFAULT["pattern_steps"], lr=lr)
+            task = _task(
+                (tmp_path, texts, labels),
+                50,
+                seed=seed,
+                episodes=DEFAULT["episodes"],
+                k=20,
+                pattern_steps=DEFAULT["pattern_steps"],
+                lr=lr,
+            )
             hits[lr].append(int((~run_method("mcap", task).head_keep & dead_mask).sum()))
     assert hits[DEFAULT["lr"]] == [4, 4, 4], hits
     assert sum(hits[1e-12]) < 12, hits

@@ -28,7 +28,19 @@ def tiny(tiny_corpus):
 def _task(tiny, rate=50, seed=0, **params):
     d, texts, labels = tiny
     p = {**PARAMS, **params}
-    return PruneTask(str(d), texts, labels, texts[:8], labels[:8], rate, train_cfg(epochs=2, batch_size=8, seed=seed), params=p, seed=seed, metric="macro_f1", progress=False)
+    return PruneTask(
+        str(d),
+        texts,
+        labels,
+        texts[:8],
+        labels[:8],
+        rate,
+        train_cfg(epochs=2, batch_size=8, seed=seed),
+        params=p,
+        seed=seed,
+        metric="macro_f1",
+        progress=False,
+    )
 
 
 class OfficialSeven:
@@ -92,7 +104,9 @@ def test_pruner_matches_the_official_update_on_fixed_gradients():
         for name in shapes:
             assert torch.equal(got[name], expect[name].bool()), (k, name)
             live = alive_before[name]
-            np.testing.assert_allclose(pruner.scorer.scores[name][live].numpy(), official.importances[name][live].numpy(), rtol=1e-5)
+            np.testing.assert_allclose(
+                pruner.scorer.scores[name][live].numpy(), official.importances[name][live].numpy(), rtol=1e-5
+            )
         kept.append(sum(int(m.sum()) for m in got.values()))
         weights = {name: weights[name] + 0.05 * torch.randn(s, generator=gen) for name, s in shapes.items()}
     assert kept[-1] == n_keep_final == 100 and kept == sorted(kept, reverse=True) and kept[0] < total
@@ -109,8 +123,10 @@ def test_scorer_matches_numpy_formula():
     v2 = {k: np.zeros_like(v) for k, v in w.items()}
     s = {k: np.zeros_like(v) for k, v in w.items()}
     for t, step in enumerate(grads, 1):
-        got = scorer.update({k: torch.tensor(x, dtype=torch.float32) for k, x in w.items()},
-                            {k: None if g is None else torch.tensor(g, dtype=torch.float32) for k, g in step.items()})
+        got = scorer.update(
+            {k: torch.tensor(x, dtype=torch.float32) for k, x in w.items()},
+            {k: None if g is None else torch.tensor(g, dtype=torch.float32) for k, g in step.items()},
+        )
         for k in w:
             g = np.zeros_like(w[k]) if step[k] is None else np.abs(step[k])
             m[k] = a1 * m[k] + (1 - a1) * g
@@ -169,7 +185,11 @@ def test_run_weights_exact_rate_and_deterministic(tiny, rate):
     keeps = [h["keep"] for h in res.history]
     assert keeps == sorted(keeps, reverse=True) and len(keeps) > 1  # gradual, never regrowing
     own = res.extras["own_model"]
-    assert {"macro_f1", "accuracy", "protocol"} <= set(own) and "predictions" not in own and "SEVEN's own" in own["protocol"]
+    assert (
+        {"macro_f1", "accuracy", "protocol"} <= set(own)
+        and "predictions" not in own
+        and "SEVEN's own" in own["protocol"]
+    )
     again = run_method("seven", _task(tiny, rate))
     assert all(torch.equal(res.weight_masks[n], again.weight_masks[n]) for n in res.weight_masks)
     assert again.extras["own_model"]["macro_f1"] == own["macro_f1"]
@@ -189,8 +209,16 @@ def test_run_weights_scores_post_step_weights_and_raw_gradients(tiny, monkeypatc
         params = dict(model.named_parameters())
 
         def backward(step, total):
-            seen["raw"].append({n: p.grad.detach().clone() for n, p in params.items() if p.grad is not None and n.endswith("query.weight")})
-            seen["norm"].append(float(torch.cat([p.grad.flatten() for p in params.values() if p.grad is not None]).norm()))
+            seen["raw"].append(
+                {
+                    n: p.grad.detach().clone()
+                    for n, p in params.items()
+                    if p.grad is not None and n.endswith("query.weight")
+                }
+            )
+            seen["norm"].append(
+                float(torch.cat([p.grad.flatten() for p in params.values() if p.grad is not None]).norm())
+            )
             on_backward(step, total)
 
         def post(optimizer, a, k):
@@ -205,15 +233,34 @@ def test_run_weights_scores_post_step_weights_and_raw_gradients(tiny, monkeypatc
     real_step = seven.SevenPruner.step
 
     def spy_step(self, k, weights, grads):
-        calls.append(({n: w.detach().clone() for n, w in weights.items() if n.endswith("query.weight")},
-                      {n: g.clone() for n, g in grads.items() if n.endswith("query.weight")}))
+        calls.append(
+            (
+                {n: w.detach().clone() for n, w in weights.items() if n.endswith("query.weight")},
+                {n: g.clone() for n, g in grads.items() if n.endswith("query.weight")},
+            )
+        )
         return real_step(self, k, weights, grads)
 
     monkeypatch.setattr(seven, "train", spy_train)
     monkeypatch.setattr(seven.SevenPruner, "step", spy_step)
     d, texts, labels = tiny
     cfg = train_cfg(epochs=2, batch_size=8, seed=0, max_grad_norm=1e-4)  # clipping changes every gradient
-    res = run_method("seven", PruneTask(str(d), texts, labels, texts[:8], labels[:8], 50, cfg, params={**PARAMS, "start_frac": 0.25}, seed=0, metric="macro_f1", progress=False))
+    res = run_method(
+        "seven",
+        PruneTask(
+            str(d),
+            texts,
+            labels,
+            texts[:8],
+            labels[:8],
+            50,
+            cfg,
+            params={**PARAMS, "start_frac": 0.25},
+            seed=0,
+            metric="macro_f1",
+            progress=False,
+        ),
+    )
     first = res.extras["window"]["first_step"]
     assert first > 0 and len(calls) == res.extras["score_updates"] > 1
     for j, (weights, grads) in enumerate(calls):
@@ -245,7 +292,9 @@ def test_run_weights_pruned_weights_are_zero_after_training(tiny, monkeypatch):
         assert (seen["params"][name][~mask] == 0).all()
         kept_nonzero.append(seen["params"][name][mask] != 0)
     assert torch.cat(kept_nonzero).float().mean() > 0.99
-    assert math.isclose(1 - float(torch.cat([m.flatten() for m in res.weight_masks.values()]).float().mean()), 0.5, abs_tol=1e-4)
+    assert math.isclose(
+        1 - float(torch.cat([m.flatten() for m in res.weight_masks.values()]).float().mean()), 0.5, abs_tol=1e-4
+    )
 
 
 def test_run_heads_exact_count_and_deterministic(tiny):

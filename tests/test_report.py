@@ -15,8 +15,16 @@ from lotteryprune.report import stats, tables
 N = 400
 RNG = np.random.default_rng(0)
 LABELS = (RNG.random(N) < 0.6).astype(int)  # 60% positive, like the default data's 69%
-SETTINGS = tables.Settings(metric="macro_f1", selection="random-5", reference_rate=70, loss_allocation=1.0,
-                           resamples=1000, confidence=0.95, collapse=0.95, seed=0)
+SETTINGS = tables.Settings(
+    metric="macro_f1",
+    selection="random-5",
+    reference_rate=70,
+    loss_allocation=1.0,
+    resamples=1000,
+    confidence=0.95,
+    collapse=0.95,
+    seed=0,
+)
 
 
 def predictions(accuracy: float, seed: int) -> np.ndarray:
@@ -34,13 +42,32 @@ def write_cell(root, method, rate, augmentation, runs, selection="random-5"):
     cell.mkdir(parents=True)
     frames, records = [], []
     for i, pred in enumerate(runs):
-        frames.append(pd.DataFrame({"search_seed": i, "finetune_seed": i % 3, "id": [f"t{k}" for k in range(N)],
-                                    "label": LABELS, "pred": pred, "p_positive": pred * 0.9}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "search_seed": i,
+                    "finetune_seed": i % 3,
+                    "id": [f"t{k}" for k in range(N)],
+                    "label": LABELS,
+                    "pred": pred,
+                    "p_positive": pred * 0.9,
+                }
+            )
+        )
         records.append({"search_seed": i, "finetune_seed": i % 3, "test": {}, "train_seconds": 1.0})
     pd.concat(frames).to_parquet(cell / "predictions.parquet")
-    (cell / "metrics.json").write_text(json.dumps({
-        "method": method, "selection": None if method == "unpruned" else selection, "rate": rate,
-        "augmentation": augmentation, "unit": "heads", "runs": records}))
+    (cell / "metrics.json").write_text(
+        json.dumps(
+            {
+                "method": method,
+                "selection": None if method == "unpruned" else selection,
+                "rate": rate,
+                "augmentation": augmentation,
+                "unit": "heads",
+                "runs": records,
+            }
+        )
+    )
     return str(cell / "metrics.json")
 
 
@@ -94,7 +121,9 @@ def test_runs_are_resampled_so_seed_spread_widens_the_interval():
     spread = np.stack([predictions(0.95, 5), predictions(0.65, 6)])
     steady = np.stack([predictions(0.80, 7), predictions(0.80, 8)])
     with_runs = stats.paired_bootstrap(spread, steady, LABELS, "accuracy", resamples=2000, seed=1)
-    examples_only = stats.paired_bootstrap(spread, steady, LABELS, "accuracy", resamples=2000, seed=1, resample_runs=False)
+    examples_only = stats.paired_bootstrap(
+        spread, steady, LABELS, "accuracy", resamples=2000, seed=1, resample_runs=False
+    )
     assert (with_runs.high - with_runs.low) > 2 * (examples_only.high - examples_only.low)
     assert with_runs.verdict() == "inconclusive"
 
@@ -152,7 +181,10 @@ def test_table5_random_is_a_distribution_over_its_draws(results):
     t5 = tables.table5(results, model="m", data="d")
     row = t5[t5["method"] == "random"].iloc[0]
     assert row["runs"] == "50%:5 70%:5 90%:5"
-    values = [stats.metric(LABELS, predictions(acc, 50000 + s), "macro_f1") for s, acc in enumerate((0.70, 0.72, 0.74, 0.76, 0.78))]
+    values = [
+        stats.metric(LABELS, predictions(acc, 50000 + s), "macro_f1")
+        for s, acc in enumerate((0.70, 0.72, 0.74, 0.76, 0.78))
+    ]
     part = row["per_rate"].split(";")[0]
     assert f"mean {np.mean(values):.4f}" in part and f"sd {np.std(values, ddof=1):.4f}" in part
     assert f"best {max(values):.4f}" in part and "(n=5)" in part
@@ -167,7 +199,10 @@ def test_claims_verdicts(results):
     assert lossless["verdict"] == "held" and lossless["runs_a"] == 3 and lossless["test_n"] == N
     assert lossless["ci_low"] > 0 and lossless["difference"] > 0
     assert claims.loc["GA with LDA augmentation stays within 1 point(s) at 90% pruned", "verdict"] == "not tested"
-    assert claims.loc["K-means lottery selection beats random selection at 1% of the train split", "verdict"] == "not tested"
+    assert (
+        claims.loc["K-means lottery selection beats random selection at 1% of the train split", "verdict"]
+        == "not tested"
+    )
     assert set(claims["verdict"]) <= {"held", "not held", "inconclusive", "not tested", "not held (collapsed runs)"}
 
 

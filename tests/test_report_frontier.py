@@ -13,8 +13,16 @@ from lotteryprune.report import frontier, tables
 
 N = 500
 LABELS = (np.random.default_rng(0).random(N) < 0.65).astype(int)
-SETTINGS = tables.Settings(metric="macro_f1", selection="random-5", reference_rate=70, loss_allocation=1.0,
-                           resamples=800, confidence=0.95, collapse=0.95, seed=0)
+SETTINGS = tables.Settings(
+    metric="macro_f1",
+    selection="random-5",
+    reference_rate=70,
+    loss_allocation=1.0,
+    resamples=800,
+    confidence=0.95,
+    collapse=0.95,
+    seed=0,
+)
 
 
 def _pred(accuracy, seed):
@@ -35,12 +43,25 @@ def _cell(root, method, rate, accuracy, unit="heads", runs=3):
         pred = base.copy()
         flip = np.random.default_rng([sum(map(ord, method)), rate, i]).choice(N, 5, replace=False)
         pred[flip] = LABELS[flip]  # a few more right per run: small seed spread
-        frames.append(pd.DataFrame({"search_seed": i, "finetune_seed": i, "id": [f"t{k}" for k in range(N)],
-                                    "label": LABELS, "pred": pred, "p_positive": pred * 0.9}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "search_seed": i,
+                    "finetune_seed": i,
+                    "id": [f"t{k}" for k in range(N)],
+                    "label": LABELS,
+                    "pred": pred,
+                    "p_positive": pred * 0.9,
+                }
+            )
+        )
         records.append({"search_seed": i, "finetune_seed": i, "test": {}, "train_seconds": 1.0})
     pd.concat(frames).to_parquet(cell / "predictions.parquet")
-    (cell / "metrics.json").write_text(json.dumps({"method": method, "selection": sel, "rate": rate, "augmentation": "none",
-                                                   "unit": unit, "runs": records}))
+    (cell / "metrics.json").write_text(
+        json.dumps(
+            {"method": method, "selection": sel, "rate": rate, "augmentation": "none", "unit": unit, "runs": records}
+        )
+    )
     return str(cell / "metrics.json")
 
 
@@ -51,19 +72,36 @@ def _bench(method, speed_by_rate, unit):
         for seed in range(3):
             base = 100 + rng.normal(0, 1, 12)
             pruned = base / speed * (1 + rng.normal(0, 0.01, 12))
-            entries.append({"rate": rate, "seed": seed, "unit": unit, "unpruned_ms": base.tolist(), "pruned_ms": pruned.tolist(),
-                            "measured_speedup": float(np.median(base) / np.median(pruned)), "flop_speedup": speed * 1.2,
-                            "pruned": {"params": 1000, "latency_s": 0.1}, "unpruned": {"params": 2000}})
+            entries.append(
+                {
+                    "rate": rate,
+                    "seed": seed,
+                    "unit": unit,
+                    "unpruned_ms": base.tolist(),
+                    "pruned_ms": pruned.tolist(),
+                    "measured_speedup": float(np.median(base) / np.median(pruned)),
+                    "flop_speedup": speed * 1.2,
+                    "pruned": {"params": 1000, "latency_s": 0.1},
+                    "unpruned": {"params": 2000},
+                }
+            )
     return {"method": method, "file": f"results/bench/{method}/random-5.json", "entries": entries}
 
 
 @pytest.fixture()
 def built(tmp_path):
     paths = [_cell(tmp_path, "unpruned", 0, 0.86)]
-    accs = {"ga_ffn": {50: 0.86, 70: 0.855, 90: 0.70}, "fisher": {50: 0.86, 70: 0.80, 90: 0.60},
-            "ga": {50: 0.86, 70: 0.85, 90: 0.84}}
+    accs = {
+        "ga_ffn": {50: 0.86, 70: 0.855, 90: 0.70},
+        "fisher": {50: 0.86, 70: 0.80, 90: 0.60},
+        "ga": {50: 0.86, 70: 0.85, 90: 0.84},
+    }
     units = {"ga_ffn": "flops", "fisher": "flops", "ga": "heads"}
-    speeds = {"ga_ffn": {50: 1.7, 70: 2.6, 90: 5.0}, "fisher": {50: 1.8, 70: 2.7, 90: 5.2}, "ga": {50: 1.1, 70: 1.25, 90: 1.5}}
+    speeds = {
+        "ga_ffn": {50: 1.7, 70: 2.6, 90: 5.0},
+        "fisher": {50: 1.8, 70: 2.7, 90: 5.2},
+        "ga": {50: 1.1, 70: 1.25, 90: 1.5},
+    }
     for method, by_rate in accs.items():
         for rate, acc in by_rate.items():
             paths.append(_cell(tmp_path, method, rate, acc, units[method]))
@@ -97,7 +135,10 @@ def test_points_table_and_head_to_head(built, tmp_path):
     table = frontier.frontier_table(pts, 1.0).set_index("method")
     # ga_ffn: lossless at 50 and 70 (not 90): its speed-up at no loss is the one measured at 70
     assert table.loc["ga_ffn", "lossless_rate"] == 70
-    assert table.loc["ga_ffn", "lossless_speedup"] == pts[(pts["method"] == "ga_ffn") & (pts["rate"] == 70)]["speedup"].iloc[0]
+    assert (
+        table.loc["ga_ffn", "lossless_speedup"]
+        == pts[(pts["method"] == "ga_ffn") & (pts["rate"] == 70)]["speedup"].iloc[0]
+    )
     assert table.loc["fisher", "lossless_rate"] == 50
     # ga at 90 (2 points of accuracy below) is not significantly below the reference minus a point
     assert table.loc["ga", "within_rate"] == 90

@@ -67,8 +67,15 @@ def test_a_changed_lottery_sample_does_not_resume_the_old_search(tmp_path):
     change the sample file, and the rerun starts afresh instead of resuming."""
     from lotteryprune.prune.cell import prune_cell
 
-    split = pd.DataFrame({"id": [f"t{i}" for i in range(8)] + ["v0", "v1"], "text": ["good", "bad"] * 5,
-                          "label": [1, 0] * 5, "source": "s", "split": ["train"] * 8 + ["valid"] * 2})
+    split = pd.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(8)] + ["v0", "v1"],
+            "text": ["good", "bad"] * 5,
+            "label": [1, 0] * 5,
+            "source": "s",
+            "split": ["train"] * 8 + ["valid"] * 2,
+        }
+    )
     sample = tmp_path / "ids.json"
     sample.write_text(json.dumps({"ids": ["t0", "t1", "t2", "t3"]}))
     split_file = tmp_path / "split.parquet"
@@ -85,9 +92,26 @@ def test_a_changed_lottery_sample_does_not_resume_the_old_search(tmp_path):
 
     original = cell.run_method
     cell.run_method = fake_run
-    args = dict(split=split, model_dir="m", rate=50, seeds=[0], params={}, valid_size=None, metric="macro_f1",
-                max_length=16, dtype="float32", workdir=tmp_path / "work",
-                train={"epochs": 1, "lr": 1e-3, "batch_size": 4, "warmup_ratio": 0.1, "weight_decay": 0.0, "max_grad_norm": 1.0})
+    args = dict(
+        split=split,
+        model_dir="m",
+        rate=50,
+        seeds=[0],
+        params={},
+        valid_size=None,
+        metric="macro_f1",
+        max_length=16,
+        dtype="float32",
+        workdir=tmp_path / "work",
+        train={
+            "epochs": 1,
+            "lr": 1e-3,
+            "batch_size": 4,
+            "warmup_ratio": 0.1,
+            "weight_decay": 0.0,
+            "max_grad_norm": 1.0,
+        },
+    )
     try:
         for ids in (["t0", "t1", "t2", "t3"], ["t0", "t1", "t2", "t3"], ["t4", "t5", "t6", "t7"]):
             sample.write_text(json.dumps({"ids": ids}))

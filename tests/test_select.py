@@ -90,7 +90,9 @@ def split_frame(n_train=40, n_valid=30):
     for i in range(n_train):
         rows.append({"id": f"tr{i}", "text": f"train text {i}", "label": i % 2, "source": "s", "split": "train"})
     for i in range(n_valid):
-        rows.append({"id": f"va{i}", "text": f"valid text {i}", "label": int(i % 3 == 0), "source": "s", "split": "valid"})
+        rows.append(
+            {"id": f"va{i}", "text": f"valid text {i}", "label": int(i % 3 == 0), "source": "s", "split": "valid"}
+        )
     rows.append({"id": "te0", "text": "test", "label": 1, "source": "s", "split": "test"})
     return pd.DataFrame(rows)
 
@@ -99,8 +101,17 @@ TRAIN = {"epochs": 2, "lr": 1e-4, "batch_size": 8, "warmup_ratio": 0.1, "weight_
 
 
 def _task(df, ids, rate=70, seed=13, **kw):
-    args = dict(model_dir="m", rate=rate, seed=seed, params={"population": 6}, train=TRAIN, valid_size=12,
-                metric="macro_f1", max_length=48, dtype="float32")
+    args = dict(
+        model_dir="m",
+        rate=rate,
+        seed=seed,
+        params={"population": 6},
+        train=TRAIN,
+        valid_size=12,
+        metric="macro_f1",
+        max_length=48,
+        dtype="float32",
+    )
     return build_task(df, ids, **{**args, **kw})
 
 

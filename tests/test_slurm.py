@@ -45,23 +45,39 @@ RULE_NAMES = {
 # command) would hang; squeue sees finished jobs for MinJobAge=600 s. Logs of
 # successful jobs are kept so the test can read them.
 LOCAL_CLUSTER_ARGS = [
-    "--slurm-status-command", "squeue",
-    "--slurm-init-seconds-before-status-checks", "2",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
     "--slurm-keep-successful-logs",
 ]
 
 # Repo paths a pipeline run in a scratch copy needs (outputs and caches stay behind).
 COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".snakemake", "results", "resources", "logs", "benchmarks",
-    ".pytest_cache", "__pycache__", "*.egg-info", ".tmp",
+    ".git",
+    ".venv",
+    ".snakemake",
+    "results",
+    "resources",
+    "logs",
+    "benchmarks",
+    ".pytest_cache",
+    "__pycache__",
+    "*.egg-info",
+    ".tmp",
 )
 
 
 def run(cmd, *, cwd, timeout, env=None) -> subprocess.CompletedProcess:
     """Run cmd with a hard timeout; on expiry kill its whole process group, then fail."""
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, start_new_session=True,
+        cmd,
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -95,8 +111,16 @@ def parse_profile(name: str) -> dict:
 def test_default_profile_is_executor_neutral():
     prof = parse_profile("default")
     # profiles/default overrides --profile per key, so these would leak into Slurm runs.
-    for key in ("executor", "cores", "jobs", "default-resources", "set-resources",
-                "set-threads", "software-deployment-method", "use-conda"):
+    for key in (
+        "executor",
+        "cores",
+        "jobs",
+        "default-resources",
+        "set-resources",
+        "set-threads",
+        "software-deployment-method",
+        "use-conda",
+    ):
         assert key not in prof, f"profiles/default sets {key!r}, which would override profiles/slurm"
 
 
@@ -105,8 +129,9 @@ def test_slurm_profile_resources(monkeypatch):
     monkeypatch.delenv("LOTTERYPRUNE_SLURM_ACCOUNT", raising=False)
     prof = parse_profile("slurm")
     assert prof["executor"] == "slurm"
-    assert not any(r.startswith(("slurm_partition=", "slurm_account="))
-                   for r in prof["default-resources"]), "site settings hard-coded"
+    assert not any(r.startswith(("slurm_partition=", "slurm_account=")) for r in prof["default-resources"]), (
+        "site settings hard-coded"
+    )
     # A default cpus_per_task would override every rule's threads.
     assert not any(r.startswith("cpus_per_task=") for r in prof["default-resources"])
 
@@ -171,8 +196,14 @@ def sbatch_call(rule: str, resources: dict[str, str], threads: int) -> str:
     values = _Resources({k: (int(v) if v.lstrip("-").isdigit() else v.strip("'\"")) for k, v in resources.items()})
     job = SimpleNamespace(name=rule, resources=values, threads=threads, is_group=lambda: False)
     validate_slurm_extra(job)
-    params = {"run_uuid": "uuid", "slurm_logfile": "log", "comment_str": f"rule_{rule}", "account": "",
-              "partition": "", "workdir": "."}
+    params = {
+        "run_uuid": "uuid",
+        "slurm_logfile": "log",
+        "comment_str": f"rule_{rule}",
+        "account": "",
+        "partition": "",
+        "workdir": ".",
+    }
     return get_submit_command(job, params) + set_gres_string(job)
 
 
@@ -221,8 +252,11 @@ def gpu_node() -> dict[str, str]:
     res = profile_resources()
     cpus = max(int(r["cpus_per_task"]) for r in res.values())
     mem = max(int(r["mem_mb"]) for r in res.values())
-    return {"LP_SLURM_GPUS": "2", "LP_SLURM_CPUS": str(max(os.cpu_count() or 1, 2 * cpus)),
-            "LP_SLURM_MEM_MB": str(2 * mem)}
+    return {
+        "LP_SLURM_GPUS": "2",
+        "LP_SLURM_CPUS": str(max(os.cpu_count() or 1, 2 * cpus)),
+        "LP_SLURM_MEM_MB": str(2 * mem),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -304,16 +338,20 @@ def test_slurm_runs_a_minimal_workflow(slurm_cluster, tmp_path):
     """The Slurm machinery alone: a one-rule workflow through profiles/slurm."""
     env = dict(slurm_cluster, LOTTERYPRUNE_SLURM_PARTITION="debug")  # the profile's env hook
     shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
-    (tmp_path / "Snakefile").write_text(textwrap.dedent("""\
+    (tmp_path / "Snakefile").write_text(
+        textwrap.dedent("""\
         rule hello:
             output: "results/hello.txt"
             shell: "echo job=$SLURM_JOB_ID partition=$SLURM_JOB_PARTITION host=$(hostname) > {output}"
-        """))
+        """)
+    )
     # The target goes before the options: after a list option such as
     # --default-resources it would be swallowed as one more value.
     proc = run(
         SNAKEMAKE + ["results/hello.txt", "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS],
-        cwd=tmp_path, timeout=180, env=env,
+        cwd=tmp_path,
+        timeout=180,
+        env=env,
     )
     assert proc.returncode == 0, proc.stdout[-6000:]
     text = (tmp_path / "results/hello.txt").read_text()
@@ -329,14 +367,18 @@ def test_slurm_gpu_rule_gets_a_gpu(slurm_cluster, tmp_path):
     (CUDA_VISIBLE_DEVICES, GPUs numbered from 0 inside the job)."""
     env = dict(slurm_cluster, LOTTERYPRUNE_SLURM_PARTITION="debug")
     shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
-    (tmp_path / "Snakefile").write_text(textwrap.dedent("""\
+    (tmp_path / "Snakefile").write_text(
+        textwrap.dedent("""\
         rule zeroshot:
             output: "results/gpu.txt"
             shell: "echo job=$SLURM_JOB_ID cuda=$CUDA_VISIBLE_DEVICES cpus=$SLURM_CPUS_PER_TASK > {output}"
-        """))
+        """)
+    )
     proc = run(
         SNAKEMAKE + ["results/gpu.txt", "--profile", "profiles/slurm", *LOCAL_CLUSTER_ARGS],
-        cwd=tmp_path, timeout=180, env=env,
+        cwd=tmp_path,
+        timeout=180,
+        env=env,
     )
     assert proc.returncode == 0, proc.stdout[-6000:]
     text = (tmp_path / "results/gpu.txt").read_text()
@@ -358,9 +400,10 @@ def test_slurm_runs_pipeline_target(slurm_cluster, tmp_path):
     work = tmp_path / "repo"
     shutil.copytree(ROOT, work, ignore=COPY_IGNORE, symlinks=True)
     proc = run(
-        SNAKEMAKE + [SLURM_TARGET, "--profile", "profiles/slurm", "--configfile", SLURM_CONFIG,
-                     *LOCAL_CLUSTER_ARGS],
-        cwd=work, timeout=480, env=slurm_cluster,
+        SNAKEMAKE + [SLURM_TARGET, "--profile", "profiles/slurm", "--configfile", SLURM_CONFIG, *LOCAL_CLUSTER_ARGS],
+        cwd=work,
+        timeout=480,
+        env=slurm_cluster,
     )
     assert proc.returncode == 0, proc.stdout[-8000:]
     target = work / SLURM_TARGET

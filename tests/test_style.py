@@ -37,6 +37,9 @@ def test_snakefmt_is_clean():
 
 
 def test_every_script_has_a_docstring():
-    missing = [p.name for p in sorted((ROOT / "workflow" / "scripts").glob("*.py"))
-               if not ast.get_docstring(ast.parse(p.read_text()))]
+    missing = [
+        p.name
+        for p in sorted((ROOT / "workflow" / "scripts").glob("*.py"))
+        if not ast.get_docstring(ast.parse(p.read_text()))
+    ]
     assert not missing, f"workflow scripts without a docstring: {missing}"

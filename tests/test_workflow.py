@@ -76,8 +76,23 @@ def completed(tmp_path_factory):
 def test_tables_have_their_columns_and_rows_trace_to_files(completed):
     results = completed / "results"
     t5 = pd.read_csv(results / "table5.csv")
-    assert {"source", "method", "augmentation", "unit", "model", "data", "metric", "lossless_rate", "within_rate",
-            "reference_value", "runs", "test_n", "collapsed", "per_rate", "files"} <= set(t5.columns)
+    assert {
+        "source",
+        "method",
+        "augmentation",
+        "unit",
+        "model",
+        "data",
+        "metric",
+        "lossless_rate",
+        "within_rate",
+        "reference_value",
+        "runs",
+        "test_n",
+        "collapsed",
+        "per_rate",
+        "files",
+    } <= set(t5.columns)
     assert set(t5["source"]) == {"measured", "reported"}
     config = yaml.safe_load((completed / "config" / "config.yaml").read_text())
     tiny = yaml.safe_load((completed / "config" / "tiny.yaml").read_text())
@@ -99,8 +114,16 @@ def test_tables_have_their_columns_and_rows_trace_to_files(completed):
     # every measured cell ran every seed: the runs column says how many, per rate
     runs = len(tiny["prune"]["seeds"])
     measured = t5[t5["source"] == "measured"]
-    assert measured.loc[measured["method"] == "ga", "runs"].str.split().map(lambda r: {x.split(":")[1] for x in r}).eq({str(runs)}).all()
-    assert measured.loc[measured["method"] == "random", "runs"].str.contains(f":{tiny['prune']['random']['draws']}").all()
+    assert (
+        measured.loc[measured["method"] == "ga", "runs"]
+        .str.split()
+        .map(lambda r: {x.split(":")[1] for x in r})
+        .eq({str(runs)})
+        .all()
+    )
+    assert (
+        measured.loc[measured["method"] == "random", "runs"].str.contains(f":{tiny['prune']['random']['draws']}").all()
+    )
     for fig in ("fig7_f1_vs_rate", "fig8_time_vs_rate", "fig9_head_grids", "ga_fitness", "selection_umap"):
         assert (results / "figures" / f"{fig}.png").stat().st_size > 1000
 
@@ -118,7 +141,17 @@ def test_complete_run_has_nothing_to_do(completed):
 def test_changed_compression_parameter_reruns_only_compression_and_downstream(completed):
     planned = _planned_rules(completed, *_overlay(completed, "c.yaml", {"compress": {"lda": {"passes": 3}}}))
     assert planned.get("compress") == 1 and "table2" in planned
-    assert not {"download", "normalise", "split", "pretrained_model", "zeroshot", "embed", "select", "prune", "bench_inference"} & set(planned)
+    assert not {
+        "download",
+        "normalise",
+        "split",
+        "pretrained_model",
+        "zeroshot",
+        "embed",
+        "select",
+        "prune",
+        "bench_inference",
+    } & set(planned)
 
 
 def test_changed_ga_parameter_reruns_only_ga_and_downstream(completed):
@@ -128,7 +161,11 @@ def test_changed_ga_parameter_reruns_only_ga_and_downstream(completed):
     assert not {"download", "normalise", "split", "zeroshot", "compress", "select", "embed", "table2"} & set(planned)
     # only GA jobs among the prune jobs
     out = _snakemake(completed, "-n", *overlay).stdout
-    methods = {line.split("method=")[1].split(",")[0] for line in out.splitlines() if "wildcards:" in line and "method=" in line}
+    methods = {
+        line.split("method=")[1].split(",")[0]
+        for line in out.splitlines()
+        if "wildcards:" in line and "method=" in line
+    }
     assert methods == {"ga"}
 
 
@@ -136,7 +173,9 @@ def test_lint_and_format_are_clean(completed):
     proc = _snakemake(completed, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     snakefmt = str(Path(sys.executable).with_name("snakefmt"))
-    proc = subprocess.run([snakefmt, "--check", "Snakefile", "rules"], cwd=completed, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [snakefmt, "--check", "Snakefile", "rules"], cwd=completed, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -146,13 +185,17 @@ def test_snakemake_report_bundles_tables_and_figures(completed):
     assert html.stat().st_size > 100_000
 
 
-def _kill_when(workdir: Path, target: str, ready, timeout: float = 600, config: tuple[str, ...] = ("config/tiny.yaml",)) -> bool:
+def _kill_when(
+    workdir: Path, target: str, ready, timeout: float = 600, config: tuple[str, ...] = ("config/tiny.yaml",)
+) -> bool:
     """Start snakemake on ``target``; SIGKILL its whole process group once ``ready()``.
 
     Returns True if the kill landed before the job finished.
     """
     cmd = [SNAKEMAKE, "--cores", "1", target, "--configfile", *config]
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -255,7 +298,14 @@ def test_killed_finetune_job_leaves_nothing_complete_and_saved_models_reload(com
     torch.set_num_threads(1)
     for run, path in zip(metrics["runs"], saved):
         model = load_classifier(path)
-        logits = predict_logits(model, load_tokenizer(path), test["text"].tolist(),
-                                max_length=run["config"]["train"]["max_length"], dtype=run["config"]["train"]["dtype"])
-        recorded = predictions[(predictions["search_seed"] == run["search_seed"]) & (predictions["finetune_seed"] == run["finetune_seed"])]
+        logits = predict_logits(
+            model,
+            load_tokenizer(path),
+            test["text"].tolist(),
+            max_length=run["config"]["train"]["max_length"],
+            dtype=run["config"]["train"]["dtype"],
+        )
+        recorded = predictions[
+            (predictions["search_seed"] == run["search_seed"]) & (predictions["finetune_seed"] == run["finetune_seed"])
+        ]
         assert (logits.argmax(1) == recorded["pred"].to_numpy()).all()

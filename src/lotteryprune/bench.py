@@ -51,11 +51,16 @@ def _time_once(model, batch) -> float:
     return time.perf_counter() - start
 
 
-def _timed_pair(base, pruned, batch, *, warmup: int, repeats: int, dtype: torch.dtype) -> tuple[list[float], list[float]]:
+def _timed_pair(
+    base, pruned, batch, *, warmup: int, repeats: int, dtype: torch.dtype
+) -> tuple[list[float], list[float]]:
     """Latencies (s) of ``repeats`` forward passes of each model, interleaved after warm-up,
     alternating which goes first (unpruned, pruned, pruned, unpruned, ...)."""
-    autocast = contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(
-        next(base.parameters()).device.type, dtype=dtype)
+    autocast = (
+        contextlib.nullcontext()
+        if dtype == torch.float32
+        else torch.autocast(next(base.parameters()).device.type, dtype=dtype)
+    )
     with autocast:
         for _ in range(warmup):
             _time_once(base, batch)
@@ -68,8 +73,14 @@ def _timed_pair(base, pruned, batch, *, warmup: int, repeats: int, dtype: torch.
     return base_t, pruned_t
 
 
-def _pruned(model_dir: str, keep_mask: np.ndarray, weight_masks: dict | None, seed: int, device: str,
-            neuron_keep: np.ndarray | None = None):
+def _pruned(
+    model_dir: str,
+    keep_mask: np.ndarray,
+    weight_masks: dict | None,
+    seed: int,
+    device: str,
+    neuron_keep: np.ndarray | None = None,
+):
     pruned = load_classifier(model_dir, seed=seed)
     prune_structure(pruned, keep_mask, neuron_keep)
     apply_weight_masks(pruned, weight_masks)
@@ -87,11 +98,15 @@ def _record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, *, seq_len:
         "heads_total": int(keep_mask.size),
         "heads_per_layer": keep_mask.sum(1).astype(int).tolist(),
         "layers_kept": len(layers_of(pruned)),
-        **({} if neuron_keep is None else {
-            "neurons_kept": int(np.asarray(neuron_keep, dtype=bool).sum()),
-            "neurons_total": int(np.asarray(neuron_keep).size),
-            "neurons_per_layer": np.asarray(neuron_keep, dtype=bool).sum(1).astype(int).tolist(),
-        }),
+        **(
+            {}
+            if neuron_keep is None
+            else {
+                "neurons_kept": int(np.asarray(neuron_keep, dtype=bool).sum()),
+                "neurons_total": int(np.asarray(neuron_keep).size),
+                "neurons_per_layer": np.asarray(neuron_keep, dtype=bool).sum(1).astype(int).tolist(),
+            }
+        ),
         # a weight mask leaves the model dense: same shapes, same kernels, the unpruned speed
         "dense": bool(weight_masks),
         "unpruned": {"latency_s": t0, "params": count_params(base), "flops": f0},
@@ -119,8 +134,17 @@ def compare(
     neuron_keep: np.ndarray | None = None,
 ) -> dict:
     """Latency, parameters and FLOPs of the unpruned vs one pruned model; their ratios."""
-    return compare_masks(model_dir, {"mask": (keep_mask, weight_masks, neuron_keep)}, batch_size=batch_size, seq_len=seq_len,
-                         warmup=warmup, repeats=repeats, dtype=dtype, seed=seed, device=device)["mask"]
+    return compare_masks(
+        model_dir,
+        {"mask": (keep_mask, weight_masks, neuron_keep)},
+        batch_size=batch_size,
+        seq_len=seq_len,
+        warmup=warmup,
+        repeats=repeats,
+        dtype=dtype,
+        seed=seed,
+        device=device,
+    )["mask"]
 
 
 def compare_masks(
@@ -147,15 +171,23 @@ def compare_masks(
         pruned = _pruned(model_dir, keep_mask, weight_masks, seed, device, neuron_keep)
         base_t, pruned_t = _timed_pair(base, pruned, batch, warmup=warmup, repeats=repeats, dtype=precision)
         out[label] = {
-            "batch_size": batch_size, "seq_len": seq_len, "repeats": repeats, "device": str(device),
-            "dtype": str(precision).removeprefix("torch."), "threads": torch.get_num_threads(),
-            **_record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, seq_len=seq_len, neuron_keep=neuron_keep),
+            "batch_size": batch_size,
+            "seq_len": seq_len,
+            "repeats": repeats,
+            "device": str(device),
+            "dtype": str(precision).removeprefix("torch."),
+            "threads": torch.get_num_threads(),
+            **_record(
+                base, pruned, keep_mask, weight_masks, base_t, pruned_t, seq_len=seq_len, neuron_keep=neuron_keep
+            ),
         }
         del pruned
     return out
 
 
-def train_throughput(model_dir: str, *, batch_size: int = 32, seq_len: int = 48, steps: int = 20, seed: int = 0) -> dict:
+def train_throughput(
+    model_dir: str, *, batch_size: int = 32, seq_len: int = 48, steps: int = 20, seed: int = 0
+) -> dict:
     """Samples/s of AdamW training steps (forward, backward, step) on fixed-length inputs."""
     model = load_classifier(model_dir, seed=seed).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -171,7 +203,13 @@ def train_throughput(model_dir: str, *, batch_size: int = 32, seq_len: int = 48,
         if step >= 3:  # warm-up steps are not timed
             times.append(time.perf_counter() - start)
     step_s = statistics.median(times)
-    return {"batch_size": batch_size, "seq_len": seq_len, "threads": torch.get_num_threads(), "median_step_s": step_s, "samples_per_s": batch_size / step_s}
+    return {
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "threads": torch.get_num_threads(),
+        "median_step_s": step_s,
+        "samples_per_s": batch_size / step_s,
+    }
 
 
 def main(argv=None) -> None:
@@ -183,15 +221,23 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "auto"], help="inference precision")
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16", "auto"], help="inference precision"
+    )
     parser.add_argument("--train", action="store_true", help="measure training samples/s instead")
-    parser.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator as it is (see runtime.keep_freed_memory)")
+    parser.add_argument(
+        "--default-malloc", action="store_true", help="leave glibc's allocator as it is (see runtime.keep_freed_memory)"
+    )
     args = parser.parse_args(argv)
     tuned = False if args.default_malloc else runtime.keep_freed_memory()
     torch.set_num_threads(args.threads)
     model_dir = resolve_source(args.model)
     if args.train:
-        print(json.dumps(train_throughput(model_dir, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed), indent=1))
+        print(
+            json.dumps(
+                train_throughput(model_dir, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed), indent=1
+            )
+        )
         return
     base = load_classifier(model_dir)
     layers, heads = head_layout(base)
@@ -200,11 +246,21 @@ def main(argv=None) -> None:
         f"model {args.model}: {layers}x{heads} heads, batch {args.batch_size}, seq {args.seq_len}, {args.threads} threads, "
         f"median of {args.repeats}, allocator {'tuned' if tuned else 'default'}"
     )
-    print(f"{'rate':>5} {'layers':>6} {'params':>8} {'t_full ms':>9} {'t_pruned ms':>11} {'measured':>8} {'FLOP':>6} {'realised':>8}")
+    print(
+        f"{'rate':>5} {'layers':>6} {'params':>8} {'t_full ms':>9} {'t_pruned ms':>11} {'measured':>8} {'FLOP':>6} {'realised':>8}"
+    )
     for rate in args.rates:
         keep = random_keep_mask(layers, heads, rate, rng)
-        r = compare(model_dir, keep, batch_size=args.batch_size, seq_len=args.seq_len, warmup=3, repeats=args.repeats,
-                    dtype=args.dtype, seed=args.seed)
+        r = compare(
+            model_dir,
+            keep,
+            batch_size=args.batch_size,
+            seq_len=args.seq_len,
+            warmup=3,
+            repeats=args.repeats,
+            dtype=args.dtype,
+            seed=args.seed,
+        )
         print(
             f"{rate:>4}% {r['layers_kept']:>6} {r['pruned']['params'] / 1e6:>7.2f}M {r['unpruned']['latency_s'] * 1e3:>9.1f} "
             f"{r['pruned']['latency_s'] * 1e3:>11.1f} {r['measured_speedup']:>7.3f}x {r['flop_speedup']:>5.3f}x {r['realised']:>8.2f}"

@@ -32,8 +32,14 @@ METHODS: dict[str, str] = {
 }
 
 # methods whose config section has another name: variants share their family's section
-SECTION_OF = {"entropy": "attention", "sep": "attention", "entropy_reversed": "attention", "sep_reversed": "attention",
-              "seven_heads": "seven", "fisher_heads": "fisher"}
+SECTION_OF = {
+    "entropy": "attention",
+    "sep": "attention",
+    "entropy_reversed": "attention",
+    "sep_reversed": "attention",
+    "seven_heads": "seven",
+    "fisher_heads": "fisher",
+}
 
 # SEVEN's pruning window when prune.seven leaves it out (as lotteryprune.prune.seven reads it)
 SEVEN_WINDOW_DEFAULT = {"start_frac": 0.1, "end_frac": 0.7}

@@ -33,7 +33,9 @@ def augmented_set(split: pd.DataFrame, extra: pd.DataFrame, labels: pd.DataFrame
     merged = pool.merge(labels[["id", "dataset", "label"]], on=["id", "dataset"], how="left", validate="one_to_one")
     missing = merged["label"].isna()
     if missing.any():
-        raise ValueError(f"compression labels lack {int(missing.sum())} texts (first: {merged.loc[missing, 'id'].iloc[0]!r})")
+        raise ValueError(
+            f"compression labels lack {int(missing.sum())} texts (first: {merged.loc[missing, 'id'].iloc[0]!r})"
+        )
     return merged["text"].tolist(), merged["label"].astype(int).tolist()
 
 
@@ -62,22 +64,38 @@ def run(
     result: dict = {"params": count_params(model), "layers": len(layers_of(model))}
     if augment is not None:
         texts, labels = augment
-        result["augment"] = train(model, tokenizer, texts, labels, augment_cfg, weight_masks=weight_masks, progress=progress, desc="augmented")
+        result["augment"] = train(
+            model, tokenizer, texts, labels, augment_cfg, weight_masks=weight_masks, progress=progress, desc="augmented"
+        )
         result["augment"]["positive_rate"] = float(np.mean(labels))
     train_rows = split[split["split"] == "train"]
     result["train"] = train(
-        model, tokenizer, train_rows["text"].tolist(), train_rows["label"].astype(int).tolist(), train_cfg,
-        weight_masks=weight_masks, progress=progress, desc="true labels",
+        model,
+        tokenizer,
+        train_rows["text"].tolist(),
+        train_rows["label"].astype(int).tolist(),
+        train_cfg,
+        weight_masks=weight_masks,
+        progress=progress,
+        desc="true labels",
     )
     rows = split[split["split"] == "test"]
     start = time.perf_counter()
-    logits = predict_logits(model, tokenizer, rows["text"].tolist(), max_length=train_cfg.max_length, dtype=train_cfg.dtype)
+    logits = predict_logits(
+        model, tokenizer, rows["text"].tolist(), max_length=train_cfg.max_length, dtype=train_cfg.dtype
+    )
     seconds = time.perf_counter() - start
     labels = rows["label"].astype(int).to_numpy()
     pred = logits.argmax(1)
-    result["test"] = {**classification_metrics(labels, pred), "positive_rate": float(pred.mean()), "inference_seconds": seconds}
+    result["test"] = {
+        **classification_metrics(labels, pred),
+        "positive_rate": float(pred.mean()),
+        "inference_seconds": seconds,
+    }
     p_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1)[:, 1].numpy()
-    predictions = pd.DataFrame({"id": rows["id"].astype(str).to_numpy(), "label": labels, "pred": pred.astype(int), "p_positive": p_positive})
+    predictions = pd.DataFrame(
+        {"id": rows["id"].astype(str).to_numpy(), "label": labels, "pred": pred.astype(int), "p_positive": p_positive}
+    )
     result["train_seconds"] = result["train"]["seconds"] + result.get("augment", {}).get("seconds", 0.0)
     log.info("test %s", {k: v for k, v in result["test"].items()})
     return model, result, predictions
@@ -107,18 +125,34 @@ def run_cell(
     records, frames = [], []
     for search_seed, finetune_seed in runs:
         head_keep, weight_masks, neuron_keep = (None, None, None) if masks is None else as_masks(masks[search_seed])
-        augment_cfg = TrainConfig.from_section(augment_section, name="finetune.augment", max_length=max_length,
-                                               seed=finetune_seed, dtype=dtype)
-        train_cfg = TrainConfig.from_section(train_section, name="finetune.train", max_length=max_length,
-                                             seed=finetune_seed, dtype=dtype)
+        augment_cfg = TrainConfig.from_section(
+            augment_section, name="finetune.augment", max_length=max_length, seed=finetune_seed, dtype=dtype
+        )
+        train_cfg = TrainConfig.from_section(
+            train_section, name="finetune.train", max_length=max_length, seed=finetune_seed, dtype=dtype
+        )
         model, metrics, predictions = run(
-            model_dir, split, head_keep=head_keep, weight_masks=weight_masks, augment=augment,
-            augment_cfg=augment_cfg, train_cfg=train_cfg, device=device, progress=progress, neuron_keep=neuron_keep,
+            model_dir,
+            split,
+            head_keep=head_keep,
+            weight_masks=weight_masks,
+            augment=augment,
+            augment_cfg=augment_cfg,
+            train_cfg=train_cfg,
+            device=device,
+            progress=progress,
+            neuron_keep=neuron_keep,
         )
         if save_dir is not None:
             save_pruned(model, tokenizer, Path(save_dir) / f"seed{search_seed}-{finetune_seed}")
-        records.append({"search_seed": search_seed, "finetune_seed": finetune_seed, **metrics,
-                        "config": {"augment": augment_cfg.to_dict(), "train": train_cfg.to_dict()}})
+        records.append(
+            {
+                "search_seed": search_seed,
+                "finetune_seed": finetune_seed,
+                **metrics,
+                "config": {"augment": augment_cfg.to_dict(), "train": train_cfg.to_dict()},
+            }
+        )
         frames.append(predictions.assign(search_seed=search_seed, finetune_seed=finetune_seed))
     preds = pd.concat(frames, ignore_index=True)[["search_seed", "finetune_seed", "id", "label", "pred", "p_positive"]]
     return records, preds

@@ -163,7 +163,9 @@ def select(
 # --------------------------------------------------------------------------- embeddings and figure
 
 
-def embed_train(model_dir: str, texts: Sequence[str], *, batch_size: int, max_length: int, device: str, progress: bool = True) -> np.ndarray:
+def embed_train(
+    model_dir: str, texts: Sequence[str], *, batch_size: int, max_length: int, device: str, progress: bool = True
+) -> np.ndarray:
     """Embeddings of ``texts`` by the pretrained encoder (:func:`lotteryprune.embed.embed_texts`)."""
     import torch
     from transformers import AutoModel
@@ -202,8 +204,10 @@ def plot_selection(coords: np.ndarray, labels: Sequence[int], picks: dict[str, S
         by_rate.setdefault(rate, {})[selector] = rows
     rates = sorted(by_rate, reverse=True)
     fig, axes = plt.subplots(1, max(1, len(rates)), figsize=(4.6 * max(1, len(rates)), 4.4), squeeze=False)
-    markers = {"random": dict(marker="o", facecolors="none", edgecolors="black", linewidths=0.8),
-               "kmeans": dict(marker="x", c="tab:red", linewidths=0.9)}
+    markers = {
+        "random": dict(marker="o", facecolors="none", edgecolors="black", linewidths=0.8),
+        "kmeans": dict(marker="x", c="tab:red", linewidths=0.9),
+    }
     for ax, rate in zip(axes[0], rates):
         for value, colour, name in [(0, "tab:blue", "negative"), (1, "tab:orange", "positive")]:
             sel = labels == value
@@ -211,7 +215,9 @@ def plot_selection(coords: np.ndarray, labels: Sequence[int], picks: dict[str, S
         for selector in SELECTORS:
             if selector in by_rate[rate]:
                 rows = np.asarray(by_rate[rate][selector], dtype=int)
-                ax.scatter(coords[rows, 0], coords[rows, 1], s=16, label=f"{selector} ({len(rows)})", **markers[selector])
+                ax.scatter(
+                    coords[rows, 0], coords[rows, 1], s=16, label=f"{selector} ({len(rows)})", **markers[selector]
+                )
         ax.set_title(f"lottery sample {format_rate(rate)}% of train")
         ax.set_xlabel("UMAP 1")
         ax.set_ylabel("UMAP 2")
@@ -257,15 +263,26 @@ def aligned_embeddings(path, ids: Sequence[str]) -> np.ndarray:
     return emb[[pos[i] for i in ids]]
 
 
-def selection_figure(embeddings: np.ndarray, ids: Sequence[str], labels: Sequence[int], records: Sequence[dict], path,
-                     *, n_neighbors: int, min_dist: float, seed: int) -> list[str]:
+def selection_figure(
+    embeddings: np.ndarray,
+    ids: Sequence[str],
+    labels: Sequence[int],
+    records: Sequence[dict],
+    path,
+    *,
+    n_neighbors: int,
+    min_dist: float,
+    seed: int,
+) -> list[str]:
     """UMAP of the train embeddings with every selection record's picks marked (by rate)."""
     pos = {str(i): k for k, i in enumerate(ids)}
     picks = {}
     for rec in records:
         missing = [i for i in rec["ids"] if i not in pos]
         if missing:
-            raise KeyError(f"selection {rec['selector']}-{format_rate(rec['rate'])}: ids not in the train split: {missing[:5]}")
+            raise KeyError(
+                f"selection {rec['selector']}-{format_rate(rec['rate'])}: ids not in the train split: {missing[:5]}"
+            )
         picks[sel_name(rec["selector"], rec["rate"])] = [pos[i] for i in rec["ids"]]
     coords = umap_coords(embeddings, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
     return plot_selection(coords, labels, picks, path)

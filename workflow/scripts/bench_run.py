@@ -21,7 +21,20 @@ timed = bench.compare_masks(
 entries = []
 for (rate, seed), record in timed.items():
     entries.append({"rate": rate, "seed": seed, "unit": units[rate], **record})
-    log.info("%s%% seed %d: measured speed-up %.3f, FLOP speed-up %.3f, realised %s", rate, seed,
-             record["measured_speedup"], record["flop_speedup"], record["realised"])
-io.write_json(snakemake.output.json, {"method": snakemake.wildcards.method, "selection": snakemake.wildcards.selection,
-                                      "file": snakemake.output.json, "entries": entries})
+    log.info(
+        "%s%% seed %d: measured speed-up %.3f, FLOP speed-up %.3f, realised %s",
+        rate,
+        seed,
+        record["measured_speedup"],
+        record["flop_speedup"],
+        record["realised"],
+    )
+io.write_json(
+    snakemake.output.json,
+    {
+        "method": snakemake.wildcards.method,
+        "selection": snakemake.wildcards.selection,
+        "file": snakemake.output.json,
+        "entries": entries,
+    },
+)

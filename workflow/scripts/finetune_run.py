@@ -19,7 +19,9 @@ split = pd.read_parquet(snakemake.input.split)
 masks = load_mask_set(snakemake.input.masks) if "masks" in snakemake.input.keys() else None
 augment = None
 if wc.augmentation != "none":
-    augment = finetune.augmented_set(split, pd.read_parquet(snakemake.input.extra), pd.read_parquet(snakemake.input.labels))
+    augment = finetune.augmented_set(
+        split, pd.read_parquet(snakemake.input.extra), pd.read_parquet(snakemake.input.labels)
+    )
 models = snakemake.output.get("models")
 staging = None
 if models:  # written beside the final directory, renamed into place once every model is saved

@@ -11,4 +11,6 @@ out = frontier.report(snakemake.input.finetune, snakemake.input.bench, settings)
 for name in ("points", "table", "versus"):
     log.info("%s:\n%s", name, out[name].drop(columns=["files"], errors="ignore").to_string())
     io.write_csv(snakemake.output[name], out[name])
-frontier.figure(out["points"], snakemake.output.figure, metric=settings.metric, allocation_points=settings.loss_allocation)
+frontier.figure(
+    out["points"], snakemake.output.figure, metric=settings.metric, allocation_points=settings.loss_allocation
+)

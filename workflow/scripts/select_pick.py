@@ -10,5 +10,12 @@ train = select.train_rows(pd.read_parquet(snakemake.input.split))
 ids = train["id"].tolist()
 embeddings = select.aligned_embeddings(snakemake.input.embeddings, ids) if p.selector == "kmeans" else None
 record = select.select(p.selector, float(p.rate), ids, train["label"].tolist(), p.seed, embeddings=embeddings)
-log.info("%s at %s%%: %d of %d train samples, class balance %s", p.selector, p.rate, record["n"], len(ids), record["class_balance"])
+log.info(
+    "%s at %s%%: %d of %d train samples, class balance %s",
+    p.selector,
+    p.rate,
+    record["n"],
+    len(ids),
+    record["class_balance"],
+)
 io.write_json(snakemake.output.ids, record)

@@ -26,6 +26,20 @@ from .lda import lda_documents
 from .stage import CODE_METHODS, FITTERS, METHODS, compress, fit, join_scores, label_free, table2
 
 __all__ = [
-    "CODE_METHODS", "CODE_THRESHOLDS", "CodeThreshold", "FITTERS", "Fitted", "METHODS", "affect_anchor", "affect_index",
-    "compress", "emotion_matrix", "fit", "join_scores", "label_free", "lda_documents", "sigmoid", "table2",
+    "CODE_METHODS",
+    "CODE_THRESHOLDS",
+    "CodeThreshold",
+    "FITTERS",
+    "Fitted",
+    "METHODS",
+    "affect_anchor",
+    "affect_index",
+    "compress",
+    "emotion_matrix",
+    "fit",
+    "join_scores",
+    "label_free",
+    "lda_documents",
+    "sigmoid",
+    "table2",
 ]

@@ -32,7 +32,9 @@ class Fitted:
 
 def affect_index(frame: pd.DataFrame, emotions: Emotions) -> np.ndarray:
     """mean(positive-emotion scores) - mean(negative-emotion scores): the lists' own direction."""
-    return frame[list(emotions.positive)].to_numpy(np.float64).mean(1) - frame[list(emotions.negative)].to_numpy(np.float64).mean(1)
+    return frame[list(emotions.positive)].to_numpy(np.float64).mean(1) - frame[list(emotions.negative)].to_numpy(
+        np.float64
+    ).mean(1)
 
 
 def emotion_matrix(frame: pd.DataFrame, emotions: Emotions) -> np.ndarray:
@@ -42,5 +44,7 @@ def emotion_matrix(frame: pd.DataFrame, emotions: Emotions) -> np.ndarray:
     x = frame[emotions.emotion_columns].to_numpy(np.float64)
     if not np.isfinite(x).all():
         row = int(np.flatnonzero(~np.isfinite(x).all(1))[0])
-        raise ValueError(f"score frame row {row} (id {frame['id'].iloc[row] if 'id' in frame else row}) has a non-finite score")
+        raise ValueError(
+            f"score frame row {row} (id {frame['id'].iloc[row] if 'id' in frame else row}) has a non-finite score"
+        )
     return x

@@ -127,9 +127,18 @@ class CodeThreshold:
         return self.mean - self.b * self.sd / self.w if self.w else float("nan")
 
     def record(self) -> dict:
-        return {"code_threshold": self.rule, "code_mean": self.mean, "code_sd": self.sd, "w": self.w, "b": self.b,
-                "boundary": self.boundary(), "sign": self.sign, "corr_with_affect_index": self.corr,
-                "anchor_positive_rate_train": self.anchor_rate, **self.extra}
+        return {
+            "code_threshold": self.rule,
+            "code_mean": self.mean,
+            "code_sd": self.sd,
+            "w": self.w,
+            "b": self.b,
+            "boundary": self.boundary(),
+            "sign": self.sign,
+            "corr_with_affect_index": self.corr,
+            "anchor_positive_rate_train": self.anchor_rate,
+            **self.extra,
+        }
 
 
 def _threshold(params) -> str:
@@ -144,8 +153,11 @@ def fit_pca(train, valid, emotions, params, seed):
     code = lambda frame: pca.transform(emotion_matrix(frame, emotions))[:, 0]
     thr = CodeThreshold(code(train), affect_index(train, emotions), _threshold(params))
     loadings = dict(zip(emotions.emotion_columns, (thr.sign * pca.components_[0]).round(4).tolist()))
-    return Fitted(lambda frame: thr(code(frame)), {"explained_variance_ratio": float(pca.explained_variance_ratio_[0]), **thr.record(), "loadings": loadings},
-                  {"pca": pca, "threshold": thr, "code": code})
+    return Fitted(
+        lambda frame: thr(code(frame)),
+        {"explained_variance_ratio": float(pca.explained_variance_ratio_[0]), **thr.record(), "loadings": loadings},
+        {"pca": pca, "threshold": thr, "code": code},
+    )
 
 
 class _AE(nn.Module):
@@ -211,8 +223,16 @@ def _fit_autoencoder(train, valid, emotions, params, seed, variational: bool):
             return model.encode(prep(emotion_matrix(frame, emotions)))[0][:, 0].double().numpy()
 
     thr = CodeThreshold(code(train), affect_index(train, emotions), _threshold(params))
-    chosen = {"hidden": hidden, "epochs": epochs, "lr": lr, "batch_size": batch_size, "best_epoch": best_epoch,
-              "valid_loss": best, "valid_loss_curve": [round(v, 5) for v in history], **thr.record()}
+    chosen = {
+        "hidden": hidden,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "best_epoch": best_epoch,
+        "valid_loss": best,
+        "valid_loss_curve": [round(v, 5) for v in history],
+        **thr.record(),
+    }
     if variational:
         chosen["beta"] = beta
     return Fitted(lambda frame: thr(code(frame)), chosen, {"model": model, "threshold": thr, "code": code})

@@ -55,7 +55,9 @@ def fit_lda(train, valid, emotions, params, seed, boundary: float = 0.5):
     rare = [i for i, df in vocab.dfs.items() if df < min_count and i not in emotion_ids]
     vocab.filter_tokens(bad_ids=rare)
     if len(vocab) - len(emotion_ids) > LDA_KEEP_N:
-        vocab.filter_extremes(no_below=1, no_above=1.0, keep_n=LDA_KEEP_N + len(emotion_ids), keep_tokens=list(pos_words | neg_words))
+        vocab.filter_extremes(
+            no_below=1, no_above=1.0, keep_n=LDA_KEEP_N + len(emotion_ids), keep_tokens=list(pos_words | neg_words)
+        )
     vocab.compactify()
     corpus_tr = [vocab.doc2bow(d) for d in docs_tr]
     corpus_va = [vocab.doc2bow(d) for d in lda_documents(valid, emotions, boundary)] if len(valid) else corpus_tr
@@ -63,7 +65,9 @@ def fit_lda(train, valid, emotions, params, seed, boundary: float = 0.5):
     best = None
     for k in num_topics:
         t0 = time.perf_counter()
-        model = LdaModel(corpus=corpus_tr, id2word=vocab, num_topics=k, passes=passes, random_state=seed, chunksize=4096)
+        model = LdaModel(
+            corpus=corpus_tr, id2word=vocab, num_topics=k, passes=passes, random_state=seed, chunksize=4096
+        )
         bound = float(model.log_perplexity([d for d in corpus_va if d] or corpus_tr))
         trials.append({"num_topics": k, "valid_per_word_bound": bound, "seconds": time.perf_counter() - t0})
         log.info("lda: %d topics, valid per-word bound %.4f", k, bound)
@@ -80,14 +84,40 @@ def fit_lda(train, valid, emotions, params, seed, boundary: float = 0.5):
     def predict(frame):
         bows = [vocab.doc2bow(d) for d in lda_documents(frame, emotions, boundary)]
         model.random_state = np.random.RandomState(seed)  # inference inits gamma randomly: fix it per call
-        gamma = np.concatenate([model.inference(bows[i : i + 4096])[0] for i in range(0, len(bows), 4096)]) if bows else np.zeros((0, k))
+        gamma = (
+            np.concatenate([model.inference(bows[i : i + 4096])[0] for i in range(0, len(bows), 4096)])
+            if bows
+            else np.zeros((0, k))
+        )
         return topic_score[gamma.argmax(1)] if len(bows) else np.zeros(0)
 
     top = lambda t: [w for w, _ in model.show_topic(t, topn=8)]
     chosen = {
-        "num_topics": k, "passes": passes, "min_count": min_count, "boundary": boundary, "vocabulary": len(vocab),
-        "trials": trials, "empty_train_docs": int(sum(1 for d in corpus_tr if not d)),
-        "topics": [{"topic": t, "positive_weight": float(pos_w[t]), "negative_weight": float(neg_w[t]),
-                    "score": float(topic_score[t]), "top_words": top(t)} for t in range(k)],
+        "num_topics": k,
+        "passes": passes,
+        "min_count": min_count,
+        "boundary": boundary,
+        "vocabulary": len(vocab),
+        "trials": trials,
+        "empty_train_docs": int(sum(1 for d in corpus_tr if not d)),
+        "topics": [
+            {
+                "topic": t,
+                "positive_weight": float(pos_w[t]),
+                "negative_weight": float(neg_w[t]),
+                "score": float(topic_score[t]),
+                "top_words": top(t),
+            }
+            for t in range(k)
+        ],
     }
-    return Fitted(predict, chosen, {"model": model, "vocab": vocab, "topic_score": topic_score, "documents": lambda frame: lda_documents(frame, emotions, boundary)})
+    return Fitted(
+        predict,
+        chosen,
+        {
+            "model": model,
+            "vocab": vocab,
+            "topic_score": topic_score,
+            "documents": lambda frame: lda_documents(frame, emotions, boundary),
+        },
+    )

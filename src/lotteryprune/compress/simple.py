@@ -30,4 +30,6 @@ def fit_unhappy(train, valid, emotions, params, seed):
 
 def fit_softmax(train, valid, emotions, params, seed):
     """softmax(p, n)[positive] = sigmoid(p - n) of the direct hypotheses' scores p, n."""
-    return Fitted(lambda frame: sigmoid(frame["positive"].to_numpy(np.float64) - frame["negative"].to_numpy(np.float64)))
+    return Fitted(
+        lambda frame: sigmoid(frame["positive"].to_numpy(np.float64) - frame["negative"].to_numpy(np.float64))
+    )

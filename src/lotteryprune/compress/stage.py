@@ -19,8 +19,15 @@ from .simple import fit_direct, fit_softmax, fit_unhappy
 METHODS = ("direct", "unhappy", "softmax", "ae", "vae", "pca", "lda")
 
 
-FITTERS = {"direct": fit_direct, "unhappy": fit_unhappy, "softmax": fit_softmax, "pca": fit_pca,
-           "ae": fit_ae, "vae": fit_vae, "lda": fit_lda}
+FITTERS = {
+    "direct": fit_direct,
+    "unhappy": fit_unhappy,
+    "softmax": fit_softmax,
+    "pca": fit_pca,
+    "ae": fit_ae,
+    "vae": fit_vae,
+    "lda": fit_lda,
+}
 
 CODE_METHODS = ("pca", "ae", "vae")  # 1-D codes: their 0.5 boundary comes from compress.code_threshold
 
@@ -34,8 +41,17 @@ def label_free(frame: pd.DataFrame, emotions: Emotions) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-def fit(method: str, train: pd.DataFrame, valid: pd.DataFrame, emotions: Emotions, params: dict | None = None,
-        *, seed: int = 0, boundary: float = 0.5, code_threshold: str = "anchor") -> Fitted:
+def fit(
+    method: str,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    emotions: Emotions,
+    params: dict | None = None,
+    *,
+    seed: int = 0,
+    boundary: float = 0.5,
+    code_threshold: str = "anchor",
+) -> Fitted:
     """Fit one method on label-free train/valid score frames.
 
     ``boundary``: an emotion is present above it (lda); ``code_threshold``: how pca/ae/vae
@@ -67,7 +83,9 @@ def join_scores(texts: pd.DataFrame, scores: pd.DataFrame, *, name: str) -> pd.D
     return merged
 
 
-def compress(method: str, labelled: pd.DataFrame, extra: pd.DataFrame, emotions: Emotions, cfg: dict, *, seed: int) -> tuple[pd.DataFrame, dict]:
+def compress(
+    method: str, labelled: pd.DataFrame, extra: pd.DataFrame, emotions: Emotions, cfg: dict, *, seed: int
+) -> tuple[pd.DataFrame, dict]:
     """Fit ``method`` on the train split's scores, label every text of both datasets.
 
     ``labelled``: split rows joined to scores (id, text, label, split, scores...);
@@ -75,28 +93,48 @@ def compress(method: str, labelled: pd.DataFrame, extra: pd.DataFrame, emotions:
     """
     split = labelled["split"].to_numpy()
     t0 = time.perf_counter()
-    fitted = fit(method, labelled[split == "train"], labelled[split == "valid"], emotions, cfg.get(method, {}),
-                 seed=seed, boundary=0.5 if cfg.get("boundary") is None else float(cfg["boundary"]),
-                 code_threshold=cfg.get("code_threshold") or "anchor")
+    fitted = fit(
+        method,
+        labelled[split == "train"],
+        labelled[split == "valid"],
+        emotions,
+        cfg.get(method, {}),
+        seed=seed,
+        boundary=0.5 if cfg.get("boundary") is None else float(cfg["boundary"]),
+        code_threshold=cfg.get("code_threshold") or "anchor",
+    )
     fit_seconds = time.perf_counter() - t0
     frames = []
     for name, frame in (("labelled", labelled), ("extra", extra)):
         score = np.clip(np.asarray(fitted.predict(label_free(frame, emotions)), dtype=np.float64), 0.0, 1.0)
-        frames.append(pd.DataFrame({"id": frame["id"].astype(str).to_numpy(), "dataset": name,
-                                    "score": score.astype(np.float32), "label": (score > 0.5).astype(np.int64)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "id": frame["id"].astype(str).to_numpy(),
+                    "dataset": name,
+                    "score": score.astype(np.float32),
+                    "label": (score > 0.5).astype(np.int64),
+                }
+            )
+        )
     labels = pd.concat(frames, ignore_index=True)
     pred = labels["label"].to_numpy()[: len(labelled)]
     truth = labelled["label"].to_numpy()
     metrics = {"method": method}
     for part in ("test", "valid", "train"):
         m = split == part
-        metrics[part] = {**classification_metrics(truth[m].astype(int), pred[m]), "positive_rate": float(pred[m].mean()) if m.any() else None}
-    metrics.update({
-        "extra_positive_rate": float(labels["label"][len(labelled):].mean()) if len(extra) else None,
-        "n_fit": int((split == "train").sum()),
-        "chosen": fitted.chosen,
-        "fit_seconds": fit_seconds,
-    })
+        metrics[part] = {
+            **classification_metrics(truth[m].astype(int), pred[m]),
+            "positive_rate": float(pred[m].mean()) if m.any() else None,
+        }
+    metrics.update(
+        {
+            "extra_positive_rate": float(labels["label"][len(labelled) :].mean()) if len(extra) else None,
+            "n_fit": int((split == "train").sum()),
+            "chosen": fitted.chosen,
+            "fit_seconds": fit_seconds,
+        }
+    )
     return labels, metrics
 
 
@@ -112,9 +150,25 @@ def table2(labels_by_method: dict[str, pd.DataFrame], split: pd.DataFrame) -> pd
         if m["pred"].isna().any():
             raise ValueError(f"compress/{method}: test id {m['id'][m['pred'].isna()].iloc[0]!r} has no label")
         met = classification_metrics(m["label"].astype(int), m["pred"].astype(int))
-        rows.append({"method": method, "accuracy": met["accuracy"], "f1": met["f1"], "mcc": met["mcc"],
-                     "n": met["n"], "positive_rate": float(m["pred"].mean())})
+        rows.append(
+            {
+                "method": method,
+                "accuracy": met["accuracy"],
+                "f1": met["f1"],
+                "mcc": met["mcc"],
+                "n": met["n"],
+                "positive_rate": float(m["pred"].mean()),
+            }
+        )
     met = classification_metrics(test["label"].astype(int), np.full(len(test), majority))
-    rows.append({"method": "majority", "accuracy": met["accuracy"], "f1": met["f1"], "mcc": met["mcc"],
-                 "n": met["n"], "positive_rate": float(majority)})
+    rows.append(
+        {
+            "method": "majority",
+            "accuracy": met["accuracy"],
+            "f1": met["f1"],
+            "mcc": met["mcc"],
+            "n": met["n"],
+            "positive_rate": float(majority),
+        }
+    )
     return pd.DataFrame(rows)

@@ -180,7 +180,9 @@ def _parse_rated_lines(raw: bytes, source: str, report: Report, *, labelled: boo
                 report.drop("neutral rating (mean 0)", where)
                 continue
             label = int(value > 0)
-        rows.append({"id": f"{source}-{raw_id.strip()}", "text": text, "label": label, "source": source, "_where": where})
+        rows.append(
+            {"id": f"{source}-{raw_id.strip()}", "text": text, "label": label, "source": source, "_where": where}
+        )
     return rows
 
 
@@ -228,11 +230,19 @@ def _read_sentiment140(path: Path, member: str | None, report: Report, name: str
                     report.drop("bad label", where)
                     continue
                 rows.append(
-                    {"id": tweet_id.strip(), "text": text, "label": int(polarity.strip() == "4"), "source": "sentiment140", "_where": where}
+                    {
+                        "id": tweet_id.strip(),
+                        "text": text,
+                        "label": int(polarity.strip() == "4"),
+                        "source": "sentiment140",
+                        "_where": where,
+                    }
                 )
     except csv.Error as err:
         line = f" (line {reader.line_num})" if reader is not None else ""
-        raise DataError(f"{label}: row {lineno + 1}{line}: {err}; a quote left open swallows the rows after it") from err
+        raise DataError(
+            f"{label}: row {lineno + 1}{line}: {err}; a quote left open swallows the rows after it"
+        ) from err
     except ZIP_ERRORS as err:
         raise DataError(f"{label}: corrupt or truncated after row {lineno} ({err})") from err
     return rows
@@ -252,7 +262,9 @@ def _read_civil_comments(path: Path, member: str | None, report: Report, name: s
             names = archive.namelist()
             member = member or next((m for m in CIVIL_COMMENTS_MEMBERS if m in names), None)
             if member is None or member not in names:
-                raise DataError(f"{name}: none of {CIVIL_COMMENTS_MEMBERS} in the zip (has {names[:5]}); set data.*.member")
+                raise DataError(
+                    f"{name}: none of {CIVIL_COMMENTS_MEMBERS} in the zip (has {names[:5]}); set data.*.member"
+                )
             label = f"{name} (member {member})"
             with archive.open(member) as fh:
                 frame = pd.read_csv(fh, **csv_columns)
@@ -309,7 +321,9 @@ def normalise(
     elif fmt == "vader_snippets":
         rows = []
         for source, inner in VADER_SNIPPETS.items():
-            rows += _parse_rated_lines(_vader_member(raw_path, inner, name, plain_ok=False), source, report, labelled=False)
+            rows += _parse_rated_lines(
+                _vader_member(raw_path, inner, name, plain_ok=False), source, report, labelled=False
+            )
     elif fmt == "sentiment140":
         rows = _read_sentiment140(raw_path, member, report, name)
     elif fmt == "civil_comments":
@@ -332,7 +346,9 @@ def normalise(
             report.dropped["not sampled (max rows in config)"] += 1
         frame = keep
     if frame.empty:
-        raise DataError(f"{name}: no usable rows for format {fmt} (read {report.read}; dropped: {dict(report.dropped)})")
+        raise DataError(
+            f"{name}: no usable rows for format {fmt} (read {report.read}; dropped: {dict(report.dropped)})"
+        )
     return frame.reset_index(drop=True), report.to_dict(len(frame))
 
 

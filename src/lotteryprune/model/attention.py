@@ -48,7 +48,9 @@ def attention_batches(
     texts = list(texts)
     keep = pick_subset(len(texts), None if max_batches is None else max_batches * batch_size, seed)
     ids = encode(tokenizer, [texts[i] for i in keep], max_length)
-    for idx in tqdm(length_sorted_batches([len(x) for x in ids], batch_size), desc="attention", disable=not progress, mininterval=5):
+    for idx in tqdm(
+        length_sorted_batches([len(x) for x in ids], batch_size), desc="attention", disable=not progress, mininterval=5
+    ):
         batch = collate(tokenizer, ids, idx, device)
         out = encoder(**batch, output_attentions=True)
         if out.attentions is None or any(a is None for a in out.attentions):
@@ -80,7 +82,9 @@ def head_token_attention_sums(
 
     Returns ([layers, heads], number of valid query tokens); divide for the mean.
     """
-    to_token = (attentions * (input_ids == token_id).to(attentions.dtype)[None, :, None, None, :]).sum(-1)  # [L, B, H, T]
+    to_token = (attentions * (input_ids == token_id).to(attentions.dtype)[None, :, None, None, :]).sum(
+        -1
+    )  # [L, B, H, T]
     q = attention_mask.to(to_token.dtype)[None, :, None, :]
     return (to_token * q).sum((1, 3)), float(attention_mask.sum())
 

@@ -73,8 +73,12 @@ class UnitCosts:
         d = h // heads
         S = int(seq_len)
         return cls(
-            seq_len=S, layers=int(config.num_hidden_layers), heads=heads, neurons=int(config.intermediate_size),
-            per_head=float(8 * S * h * d + 4 * S * S * d), per_neuron=float(4 * S * h),
+            seq_len=S,
+            layers=int(config.num_hidden_layers),
+            heads=heads,
+            neurons=int(config.intermediate_size),
+            per_head=float(8 * S * h * d + 4 * S * S * d),
+            per_neuron=float(4 * S * h),
             constant=float(2 * h * h + 2 * h * int(getattr(config, "num_labels", 2))),
         )
 

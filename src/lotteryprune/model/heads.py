@@ -63,7 +63,10 @@ def saved_layout(model_dir) -> tuple[int, int]:
 
 
 def heads_per_layer(model) -> list[int]:
-    return [layer.attention.self.query.out_features // layer.attention.self.attention_head_size for layer in layers_of(model)]
+    return [
+        layer.attention.self.query.out_features // layer.attention.self.attention_head_size
+        for layer in layers_of(model)
+    ]
 
 
 def random_keep_mask(layers: int, heads: int, rate: float, rng: np.random.Generator) -> np.ndarray:
@@ -163,7 +166,9 @@ def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear
         bias = bias.detach().clone()
     with warnings.catch_warnings():  # a layer left with no head or no neuron has a zero-size Linear
         warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
-        new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device=weight.device, dtype=weight.dtype)
+        new = nn.Linear(
+            weight.shape[1], weight.shape[0], bias=bias is not None, device=weight.device, dtype=weight.dtype
+        )
     new.weight.data.copy_(weight)
     if bias is not None:
         new.bias.data.copy_(bias)

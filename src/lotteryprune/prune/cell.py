@@ -49,37 +49,73 @@ def prune_cell(
     """
     work = None
     if workdir is not None:
-        key = job_key(inputs or {}, {"method": method, "rate": rate, "params": params, "train": train,
-                                     "valid_size": valid_size, "metric": metric, "max_length": max_length, "dtype": dtype})
+        key = job_key(
+            inputs or {},
+            {
+                "method": method,
+                "rate": rate,
+                "params": params,
+                "train": train,
+                "valid_size": valid_size,
+                "metric": metric,
+                "max_length": max_length,
+                "dtype": dtype,
+            },
+        )
         work = WorkDir(workdir, key)
     masks, runs, valid_n = {}, [], 0
     unit = "heads"
     for seed in seeds:
         task = build_task(
-            split, sample_ids, model_dir=model_dir, rate=rate, seed=seed, params=params, train=train,
-            valid_size=valid_size, metric=metric, max_length=max_length, dtype=dtype,
-            workdir=(work / f"seed{seed}") if work is not None else None, device=device, threads=threads, progress=progress,
+            split,
+            sample_ids,
+            model_dir=model_dir,
+            rate=rate,
+            seed=seed,
+            params=params,
+            train=train,
+            valid_size=valid_size,
+            metric=metric,
+            max_length=max_length,
+            dtype=dtype,
+            workdir=(work / f"seed{seed}") if work is not None else None,
+            device=device,
+            threads=threads,
+            progress=progress,
         )
         start = time.perf_counter()
         result = run_method(method, task)
         search_seconds = time.perf_counter() - start
         scored = score_mask(task, result.head_keep, result.weight_masks, neuron_keep=result.neuron_keep)
-        log.info("%s at %s%%, seed %d: achieved rate %.2f%%, valid %s %.4f (search %.1f s)",
-                 method, rate, seed, result.achieved_rate(), metric, scored[metric], search_seconds)
+        log.info(
+            "%s at %s%%, seed %d: achieved rate %.2f%%, valid %s %.4f (search %.1f s)",
+            method,
+            rate,
+            seed,
+            result.achieved_rate(),
+            metric,
+            scored[metric],
+            search_seconds,
+        )
         masks[seed] = (result.head_keep, result.weight_masks, result.neuron_keep)
         valid_n = len(task.valid_texts)
         unit = result.unit
-        runs.append({
-            "seed": seed,
-            "achieved_rate": result.achieved_rate(),
-            "head_keep": result.head_keep.astype(int).tolist(),
-            **({} if result.neuron_keep is None else
-               {"neurons_per_layer": result.neuron_keep.sum(1).astype(int).tolist()}),
-            "search_seconds": search_seconds,
-            "valid": scored,
-            "history": result.history,
-            "extras": result.extras,
-        })
+        runs.append(
+            {
+                "seed": seed,
+                "achieved_rate": result.achieved_rate(),
+                "head_keep": result.head_keep.astype(int).tolist(),
+                **(
+                    {}
+                    if result.neuron_keep is None
+                    else {"neurons_per_layer": result.neuron_keep.sum(1).astype(int).tolist()}
+                ),
+                "search_seconds": search_seconds,
+                "valid": scored,
+                "history": result.history,
+                "extras": result.extras,
+            }
+        )
     if work is not None:
         work.clear()  # the masks file is the result now
     summary = {
@@ -91,6 +127,12 @@ def prune_cell(
         "valid_size": valid_n,
         "valid_mean": float(np.mean([r["valid"][metric] for r in runs])),
         "runs": runs,
-        "config": {"params": params, "train": train, "valid_size": valid_size, "max_length": max_length, "dtype": dtype},
+        "config": {
+            "params": params,
+            "train": train,
+            "valid_size": valid_size,
+            "max_length": max_length,
+            "dtype": dtype,
+        },
     }
     return masks, summary

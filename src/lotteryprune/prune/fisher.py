@@ -197,8 +197,9 @@ def top_keep(scores: np.ndarray, n_keep: int) -> np.ndarray:
     return keep.reshape(np.shape(scores))
 
 
-def search_flops(head_importance: np.ndarray, neuron_importance: np.ndarray, costs: UnitCosts, budget: float
-                 ) -> tuple[np.ndarray, np.ndarray, dict]:
+def search_flops(
+    head_importance: np.ndarray, neuron_importance: np.ndarray, costs: UnitCosts, budget: float
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Kwon et al.'s ``search_mac`` on FLOPs: the head and neuron keep-masks of the largest
     total importance whose encoder FLOPs (``costs``) are at most ``budget``.
 
@@ -228,8 +229,11 @@ def search_flops(head_importance: np.ndarray, neuron_importance: np.ndarray, cos
     heads[h_order[:n]] = True
     neurons = np.zeros(n_order.size, dtype=bool)
     neurons[n_order[:k]] = True
-    return heads.reshape(np.shape(head_importance)), neurons.reshape(np.shape(neuron_importance)), {
-        "heads": int(n), "neurons": int(k), "importance": float(best[0])}
+    return (
+        heads.reshape(np.shape(head_importance)),
+        neurons.reshape(np.shape(neuron_importance)),
+        {"heads": int(n), "neurons": int(k), "importance": float(best[0])},
+    )
 
 
 # --------------------------------------------------------------------------- 3. rearrangement
@@ -384,7 +388,7 @@ def mha_system(layer, captured, targets, kept: np.ndarray):
     for (args, _, mask), target in zip(captured, targets):
         context, residual = args[0][mask].double(), args[1][mask].double()  # [T, H*d], [T, hidden]
         b = target[mask].double() - dense.bias.detach().double() - residual
-        ys = [context[:, h * d:(h + 1) * d] @ W[:, h * d:(h + 1) * d].t() for h in heads]  # each [T, hidden]
+        ys = [context[:, h * d : (h + 1) * d] @ W[:, h * d : (h + 1) * d].t() for h in heads]  # each [T, hidden]
         Y = torch.stack(ys + [torch.ones_like(b)], 0).reshape(k, -1).cpu()  # [k, T*hidden]
         bv = b.reshape(-1).cpu()
         ata += Y @ Y.t()
@@ -412,7 +416,7 @@ def ffn_system(layer, captured, targets, kept: np.ndarray, *, cls_only: bool = F
             mask[:, 0] = True
         act = args[0][mask].double()[:, neurons.to(args[0].device)]  # [T, k]
         b = target[mask].double() - dense.bias.detach().double() - args[1][mask].double()  # [T, hidden]
-        ata += (WtW * (act.t() @ act).cpu())
+        ata += WtW * (act.t() @ act).cpu()
         atb += (act * (b @ W)).sum(0).cpu()
         btb += b.pow(2).sum().cpu()
     return ata, atb, btb
@@ -425,9 +429,18 @@ def residual(ata, atb, btb, x) -> float:
 
 
 @torch.no_grad()
-def tune_masks(model, batches, head_keep: np.ndarray, neuron_keep: np.ndarray, teacher_heads: np.ndarray,
-               teacher_neurons: np.ndarray, *, damp: float, cls_last: bool = True, solver: str = "lsmr",
-               ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def tune_masks(
+    model,
+    batches,
+    head_keep: np.ndarray,
+    neuron_keep: np.ndarray,
+    teacher_heads: np.ndarray,
+    teacher_neurons: np.ndarray,
+    *,
+    damp: float,
+    cls_last: bool = True,
+    solver: str = "lsmr",
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """The official ``rescale_mask``: layer by layer, scales of the student's kept heads (not
     in layer 0), then of its kept neurons, fitted so that each sub-layer's pre-LayerNorm
     output matches the teacher's on ``batches``; the student's inputs include the scales
@@ -466,9 +479,14 @@ def tune_masks(model, batches, head_keep: np.ndarray, neuron_keep: np.ndarray, t
             applied[:units] = 1.0
             before = residual(ata, atb, btb, applied)
             applied[:units] = scales
-            entry[kind] = {"units": units, "ok": ok, "residual_before": before,
-                           "residual_after": residual(ata, atb, btb, applied) if ok else None,
-                           "scale_min": float(scales.min()) if ok else None, "scale_max": float(scales.max()) if ok else None}
+            entry[kind] = {
+                "units": units,
+                "ok": ok,
+                "residual_before": before,
+                "residual_after": residual(ata, atb, btb, applied) if ok else None,
+                "scale_min": float(scales.min()) if ok else None,
+                "scale_max": float(scales.max()) if ok else None,
+            }
             if not ok:
                 stopped = True
                 continue
@@ -499,13 +517,22 @@ def _valid_metrics(model, tokenizer, task: PruneTask, head_gates=None, neuron_ga
         hg = torch.as_tensor(head_gates, dtype=torch.float32, device=device)
         ng = torch.as_tensor(neuron_gates, dtype=torch.float32, device=device)
         with gated(model, hg, ng):
-            m = evaluate(model, tokenizer, task.valid_texts, task.valid_labels, max_length=cfg.max_length, dtype="float32")
+            m = evaluate(
+                model, tokenizer, task.valid_texts, task.valid_labels, max_length=cfg.max_length, dtype="float32"
+            )
     m.pop("predictions")
     return {k: float(v) for k, v in m.items()}
 
 
-def _search(task: PruneTask, p: FisherParams, with_neurons: bool, hi: np.ndarray, ni: np.ndarray | None,
-            costs: UnitCosts, keep_fraction: float):
+def _search(
+    task: PruneTask,
+    p: FisherParams,
+    with_neurons: bool,
+    hi: np.ndarray,
+    ni: np.ndarray | None,
+    costs: UnitCosts,
+    keep_fraction: float,
+):
     """Masks (heads, neurons or None) keeping ``keep_fraction`` of the heads (heads only) or
     of the encoder FLOPs, and the search's record."""
     if with_neurons:
@@ -520,20 +547,38 @@ def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
     p = FisherParams.from_section(task.params)
     times = {}
     t0 = time.perf_counter()
-    model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation=attention_for_training(task.device))
+    model = load_classifier(
+        task.model_dir, seed=task.train_cfg.seed, attn_implementation=attention_for_training(task.device)
+    )
     model.to(task.device)
     tokenizer = load_tokenizer(task.model_dir)
     config = model.config
     L, H, F = config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
     costs = UnitCosts.of(config, p.seq_len)
     if p.finetune:
-        train(model, tokenizer, task.train_texts, task.train_labels, task.train_cfg, progress=task.progress, desc="fisher fine-tune")
+        train(
+            model,
+            tokenizer,
+            task.train_texts,
+            task.train_labels,
+            task.train_cfg,
+            progress=task.progress,
+            desc="fisher fine-tune",
+        )
     model.eval()
     times["finetune"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    hg, ng = mask_gradients(model, tokenizer, task.train_texts, task.train_labels, neurons=with_neurons,
-                            per_sample=p.gradients == "per_sample", batch_size=p.batch_size, max_length=task.train_cfg.max_length)
+    hg, ng = mask_gradients(
+        model,
+        tokenizer,
+        task.train_texts,
+        task.train_labels,
+        neurons=with_neurons,
+        per_sample=p.gradients == "per_sample",
+        batch_size=p.batch_size,
+        max_length=task.train_cfg.max_length,
+    )
     hi = fisher_information(hg)
     ni = fisher_information(ng) if with_neurons else None
     times["fisher"] = time.perf_counter() - t
@@ -549,16 +594,25 @@ def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
     times["search"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    before = {"heads": block_fisher_loss(heads, hg), "neurons": block_fisher_loss(neurons, ng) if with_neurons else None}
+    before = {
+        "heads": block_fisher_loss(heads, hg),
+        "neurons": block_fisher_loss(neurons, ng) if with_neurons else None,
+    }
     if p.rearrange:
         new_heads = rearrange(heads, hg)
         new_neurons = rearrange(neurons, ng) if with_neurons else None
     else:
         new_heads, new_neurons = heads, neurons
-    after = {"heads": block_fisher_loss(new_heads, hg), "neurons": block_fisher_loss(new_neurons, ng) if with_neurons else None}
-    rearranged = {"heads_moved": int((new_heads != heads).sum()) // 2,
-                  "neurons_moved": int((new_neurons != neurons).sum()) // 2 if with_neurons else None,
-                  "block_fisher_loss_before": before, "block_fisher_loss_after": after}
+    after = {
+        "heads": block_fisher_loss(new_heads, hg),
+        "neurons": block_fisher_loss(new_neurons, ng) if with_neurons else None,
+    }
+    rearranged = {
+        "heads_moved": int((new_heads != heads).sum()) // 2,
+        "neurons_moved": int((new_neurons != neurons).sum()) // 2 if with_neurons else None,
+        "block_fisher_loss_before": before,
+        "block_fisher_loss_after": after,
+    }
     heads, neurons = new_heads, new_neurons
     times["rearrange"] = time.perf_counter() - t
     eff = _effective_neurons(heads, neurons, F)
@@ -573,10 +627,19 @@ def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
         else:
             t_heads, t_eff = np.ones((L, H), dtype=bool), np.ones((L, F), dtype=bool)
         ids = encode(tokenizer, task.train_texts, task.train_cfg.max_length)
-        batches = [collate(tokenizer, ids, idx, task.device) for idx in length_sorted_batches([len(x) for x in ids], p.batch_size)]
-        head_scale, neuron_scale, tuning = tune_masks(model, batches, heads, eff, t_heads, t_eff, damp=p.damp, solver=p.solver)
-        extras["teacher"] = {"kind": p.teacher, "heads": int(t_heads.sum()), "neurons": int(t_eff.sum()),
-                             "flops_removed_percent": costs.removed_percent(t_heads, t_eff)}
+        batches = [
+            collate(tokenizer, ids, idx, task.device)
+            for idx in length_sorted_batches([len(x) for x in ids], p.batch_size)
+        ]
+        head_scale, neuron_scale, tuning = tune_masks(
+            model, batches, heads, eff, t_heads, t_eff, damp=p.damp, solver=p.solver
+        )
+        extras["teacher"] = {
+            "kind": p.teacher,
+            "heads": int(t_heads.sum()),
+            "neurons": int(t_eff.sum()),
+            "flops_removed_percent": costs.removed_percent(t_heads, t_eff),
+        }
     times["tune"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -590,29 +653,44 @@ def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
     times["search_total"] = sum(v for k, v in times.items() if k != "evaluate")
 
     kept, full = costs.encoder(heads, neurons), costs.full_encoder
-    log.info("fisher%s at %s%%: %d heads, %s neurons, %.1f%% FLOPs removed; retraining-free valid %s: unpruned %.4f, "
-             "binary %.4f%s; %.1f s", "" if with_neurons else "_heads", task.rate, int(heads.sum()),
-             int(eff.sum()), 100 * (1 - kept / full), task.metric, extras["retraining_free"]["unpruned"][task.metric],
-             extras["retraining_free"]["binary"][task.metric],
-             f", tuned {extras['retraining_free']['tuned'][task.metric]:.4f}" if p.tune else "", times["search_total"])
-    extras.update({
-        "params": asdict(p),
-        "head_fisher": hi.tolist(),
-        "neuron_fisher_per_layer": ni.sum(1).tolist() if with_neurons else None,
-        "search": info,
-        "rearrangement": rearranged,
-        "tuning": tuning,
-        "head_scale": np.asarray(head_scale).tolist(),
-        "neuron_scale_per_layer": [
-            {"mean": float(row[k].mean()), "min": float(row[k].min()), "max": float(row[k].max())} if k.any() else None
-            for row, k in zip(np.asarray(neuron_scale), eff)],
-        "flops_removed_percent": 100 * (1 - kept / full),
-        "seq_len": p.seq_len,
-        "seconds": times,
-        "samples": len(task.train_texts),
-    })
-    return PruneResult(head_keep=heads, unit=unit, neuron_keep=neurons, flops=(kept, full) if with_neurons else None,
-                       extras=extras)
+    log.info(
+        "fisher%s at %s%%: %d heads, %s neurons, %.1f%% FLOPs removed; retraining-free valid %s: unpruned %.4f, "
+        "binary %.4f%s; %.1f s",
+        "" if with_neurons else "_heads",
+        task.rate,
+        int(heads.sum()),
+        int(eff.sum()),
+        100 * (1 - kept / full),
+        task.metric,
+        extras["retraining_free"]["unpruned"][task.metric],
+        extras["retraining_free"]["binary"][task.metric],
+        f", tuned {extras['retraining_free']['tuned'][task.metric]:.4f}" if p.tune else "",
+        times["search_total"],
+    )
+    extras.update(
+        {
+            "params": asdict(p),
+            "head_fisher": hi.tolist(),
+            "neuron_fisher_per_layer": ni.sum(1).tolist() if with_neurons else None,
+            "search": info,
+            "rearrangement": rearranged,
+            "tuning": tuning,
+            "head_scale": np.asarray(head_scale).tolist(),
+            "neuron_scale_per_layer": [
+                {"mean": float(row[k].mean()), "min": float(row[k].min()), "max": float(row[k].max())}
+                if k.any()
+                else None
+                for row, k in zip(np.asarray(neuron_scale), eff)
+            ],
+            "flops_removed_percent": 100 * (1 - kept / full),
+            "seq_len": p.seq_len,
+            "seconds": times,
+            "samples": len(task.train_texts),
+        }
+    )
+    return PruneResult(
+        head_keep=heads, unit=unit, neuron_keep=neurons, flops=(kept, full) if with_neurons else None, extras=extras
+    )
 
 
 def run(task: PruneTask) -> PruneResult:

@@ -51,7 +51,6 @@ from .task import PruneResult, PruneTask
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class GAParams:
     """``prune.ga`` (Algorithm 1's hyperparameters, the paper's Table 3)."""
@@ -175,8 +174,13 @@ class Interrupted(RuntimeError):
 
 
 def _signature(n_layers: int, n_heads: int, n_prune: int, params: GAParams, seed: int) -> dict:
-    return {"version": CHECKPOINT_VERSION, "shape": [n_layers, n_heads], "n_prune": n_prune,
-            "params": params.search_params(), "seed": seed}
+    return {
+        "version": CHECKPOINT_VERSION,
+        "shape": [n_layers, n_heads],
+        "n_prune": n_prune,
+        "params": params.search_params(),
+        "seed": seed,
+    }
 
 
 class CheckpointStore:
@@ -241,8 +245,13 @@ def count_operators(total: int, n_prune: int) -> Operators:
         pruned = int((~m).sum())
         return None if pruned == n_prune else f"an individual prunes {pruned} heads, not {n_prune}"
 
-    return Operators(random=lambda rng: random_flat_mask(total, n_prune, rng), crossover=crossover, mutate=mutate,
-                     check=check, initial_G=(total - n_prune) / total)
+    return Operators(
+        random=lambda rng: random_flat_mask(total, n_prune, rng),
+        crossover=crossover,
+        mutate=mutate,
+        check=check,
+        initial_G=(total - n_prune) / total,
+    )
 
 
 def search(
@@ -274,9 +283,19 @@ def search(
     total = n_layers * n_heads
     if not 0 <= n_prune < total:
         raise ValueError(f"n_prune must be in [0, {total}), got {n_prune}")
-    return evolve((n_layers, n_heads), count_operators(total, n_prune), _signature(n_layers, n_heads, n_prune, params, seed),
-                  fitness_fn, params, seed, store, evaluate_many, progress=progress, stop_after=stop_after,
-                  reuse_fitness=reuse_fitness)
+    return evolve(
+        (n_layers, n_heads),
+        count_operators(total, n_prune),
+        _signature(n_layers, n_heads, n_prune, params, seed),
+        fitness_fn,
+        params,
+        seed,
+        store,
+        evaluate_many,
+        progress=progress,
+        stop_after=stop_after,
+        reuse_fitness=reuse_fitness,
+    )
 
 
 def evolve(
@@ -396,23 +415,41 @@ def evolve(
         )
         log.info(
             "generation %d: best %.4f mean %.4f best-ever %.4f diversity %.3f (%d new, %d cached)",
-            generation, f[order[0]], f.mean(), best_fit, history[-1]["diversity"], n_new, hits,
+            generation,
+            f[order[0]],
+            f.mean(),
+            best_fit,
+            history[-1]["diversity"],
+            n_new,
+            hits,
         )
         if since_best >= params.patience:
             stopped = "plateau"
         elif generation + 1 >= params.generations:
             stopped = "cap"
         else:
-            population = _next_generation(population, order, cache, G, P, n_drop, n_elite, params.crossover_rate, rng, ops)
+            population = _next_generation(
+                population, order, cache, G, P, n_drop, n_elite, params.crossover_rate, rng, ops
+            )
         generation += 1
         if store is not None:
-            store.save({
-                "signature": signature, "generation": generation, "population": [mask_key(m) for m in population],
-                "cache": cache, "G": G.tolist(), "best_key": best_key,
-                "best_fitness": best_fit if best_key is not None else None, "since_best": since_best,
-                "stopped": stopped, "history": history, "populations": populations, "cache_hits": hits_total,
-                "rng": rng.bit_generator.state,
-            })
+            store.save(
+                {
+                    "signature": signature,
+                    "generation": generation,
+                    "population": [mask_key(m) for m in population],
+                    "cache": cache,
+                    "G": G.tolist(),
+                    "best_key": best_key,
+                    "best_fitness": best_fit if best_key is not None else None,
+                    "since_best": since_best,
+                    "stopped": stopped,
+                    "history": history,
+                    "populations": populations,
+                    "cache_hits": hits_total,
+                    "rng": rng.bit_generator.state,
+                }
+            )
         if stop_after is not None and generation >= stop_after and stopped is None:
             raise Interrupted(f"stopped after generation {generation - 1}")
 
@@ -429,7 +466,9 @@ def evolve(
     )
 
 
-def _next_generation(population, order, cache, G, P, n_drop, n_elite, crossover_rate, rng, ops: Operators) -> list[np.ndarray]:
+def _next_generation(
+    population, order, cache, G, P, n_drop, n_elite, crossover_rate, rng, ops: Operators
+) -> list[np.ndarray]:
     survivors = [population[i] for i in order[: len(order) - n_drop]]
     nxt = []
     for i, ind in enumerate(survivors):
@@ -542,16 +581,35 @@ def run(task: PruneTask) -> PruneResult:
         threads = max(1, int(task.threads) // workers)
         # a worker that dies (killed, out of memory) fails the job (BrokenProcessPool);
         # multiprocessing.Pool would start another and wait for its result forever
-        executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(task, threads, devices))
+        executor = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(task, threads, devices)
+        )
 
         def evaluate_many(masks: list[np.ndarray]) -> list[float]:
             with _main_file_hidden():  # workers start on the first masks submitted
                 return list(executor.map(_worker_score, masks))
 
-    log.info("GA: %dx%d heads, prune %d, %s, %d worker(s), fitness %s", n_layers, n_heads, n_prune, params, workers, task.metric)
+    log.info(
+        "GA: %dx%d heads, prune %d, %s, %d worker(s), fitness %s",
+        n_layers,
+        n_heads,
+        n_prune,
+        params,
+        workers,
+        task.metric,
+    )
     try:
-        result = search(n_layers, n_heads, n_prune, fitness, params, task.seed, store,
-                        evaluate_many=evaluate_many, progress=task.progress)
+        result = search(
+            n_layers,
+            n_heads,
+            n_prune,
+            fitness,
+            params,
+            task.seed,
+            store,
+            evaluate_many=evaluate_many,
+            progress=task.progress,
+        )
     finally:
         if executor is not None:
             executor.shutdown(cancel_futures=True)

@@ -111,7 +111,7 @@ def make_groups(ranking: np.ndarray, group_size: int) -> tuple[tuple[np.ndarray,
     F = ranking.shape[1]
     if group_size < 1:
         raise ValueError(f"config prune.ga_ffn.group_size must be >= 1, got {group_size}")
-    return tuple(tuple(np.sort(row[i:i + group_size]) for i in range(0, F, group_size)) for row in ranking)
+    return tuple(tuple(np.sort(row[i : i + group_size]) for i in range(0, F, group_size)) for row in ranking)
 
 
 @torch.no_grad()
@@ -126,9 +126,11 @@ def neuron_scores(model, tokenizer, texts, *, max_length: int, batch_size: int =
     current = {}
     handles = []
     for i, layer in enumerate(layers):
+
         def hook(module, args, i=i):
             act = args[0].detach().abs().double()
             sums[i] += act[current["mask"]].sum(0).cpu()
+
         handles.append(layer.output.dense.register_forward_pre_hook(hook))
     ids = encode(tokenizer, texts, max_length)
     try:
@@ -233,8 +235,13 @@ class BudgetOps:
         return None
 
     def operators(self) -> ga.Operators:
-        return ga.Operators(random=self.random, crossover=self.crossover, mutate=self.mutate, check=self.check,
-                            initial_G=min(1.0, self.budget / float(self.cost.sum())))
+        return ga.Operators(
+            random=self.random,
+            crossover=self.crossover,
+            mutate=self.mutate,
+            check=self.check,
+            initial_G=min(1.0, self.budget / float(self.cost.sum())),
+        )
 
 
 # --------------------------------------------------------------------------- the method
@@ -266,13 +273,20 @@ def build_genome(task: PruneTask, own: dict) -> Genome:
         from ..model.sources import load_classifier, load_tokenizer
 
         model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation="eager").to(task.device)
-        scores = neuron_scores(model, load_tokenizer(task.model_dir), task.train_texts, max_length=task.train_cfg.max_length)
+        scores = neuron_scores(
+            model, load_tokenizer(task.model_dir), task.train_texts, max_length=task.train_cfg.max_length
+        )
         del model
         ranking = np.argsort(-scores, axis=1, kind="stable")
     else:
         ranking = np.tile(np.arange(F), (L, 1))
-    return Genome(layers=L, heads=H, neurons=F, groups=make_groups(ranking, int(own["group_size"])),
-                  costs=UnitCosts.of(config, int(own["seq_len"])))
+    return Genome(
+        layers=L,
+        heads=H,
+        neurons=F,
+        groups=make_groups(ranking, int(own["group_size"])),
+        costs=UnitCosts.of(config, int(own["seq_len"])),
+    )
 
 
 def _worker_score(masks) -> float:
@@ -288,8 +302,16 @@ def run(task: PruneTask) -> PruneResult:
     genome = build_genome(task, own)
     budget = genome.costs.budget(task.rate)
     ops = BudgetOps(genome, budget)
-    signature = {"version": SIGNATURE_VERSION, "kind": "ga_ffn", "shape": [1, genome.length], "budget": budget,
-                 "own": own, "grouping": genome.digest(), "params": params.search_params(), "seed": task.seed}
+    signature = {
+        "version": SIGNATURE_VERSION,
+        "kind": "ga_ffn",
+        "shape": [1, genome.length],
+        "budget": budget,
+        "own": own,
+        "grouping": genome.digest(),
+        "params": params.search_params(),
+        "seed": task.seed,
+    }
     store = ga.CheckpointStore(Path(task.workdir) / "ga_ffn_checkpoint.json") if task.workdir is not None else None
 
     def fitness(bits: np.ndarray) -> float:
@@ -303,16 +325,35 @@ def run(task: PruneTask) -> PruneResult:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=ga._worker_init, initargs=(task, max(1, int(task.threads) // workers), None))
+        pool = ctx.Pool(
+            workers, initializer=ga._worker_init, initargs=(task, max(1, int(task.threads) // workers), None)
+        )
 
         def evaluate_many(batch: list[np.ndarray]) -> list[float]:
             return pool.map(_worker_score, [genome.decode(b) for b in batch], chunksize=1)
 
-    log.info("GA-FFN: %d genes (%d heads + %d neuron groups), budget %.4g of %.4g encoder FLOPs (%.1f%% removed), %s",
-             genome.length, genome.n_heads, genome.length - genome.n_heads, budget, genome.costs.full_encoder, task.rate, params)
+    log.info(
+        "GA-FFN: %d genes (%d heads + %d neuron groups), budget %.4g of %.4g encoder FLOPs (%.1f%% removed), %s",
+        genome.length,
+        genome.n_heads,
+        genome.length - genome.n_heads,
+        budget,
+        genome.costs.full_encoder,
+        task.rate,
+        params,
+    )
     try:
-        result = ga.evolve((1, genome.length), ops.operators(), signature, fitness, params, task.seed, store,
-                           evaluate_many=evaluate_many, progress=task.progress)
+        result = ga.evolve(
+            (1, genome.length),
+            ops.operators(),
+            signature,
+            fitness,
+            params,
+            task.seed,
+            store,
+            evaluate_many=evaluate_many,
+            progress=task.progress,
+        )
     finally:
         if pool is not None:
             pool.close()
@@ -329,7 +370,7 @@ def run(task: PruneTask) -> PruneResult:
             "best_fitness": result.best_fitness,
             "fitness_metric": task.metric,
             "G_heads": result.G.ravel()[: genome.n_heads].reshape(genome.layers, genome.heads).tolist(),
-            "G_groups": result.G.ravel()[genome.n_heads:].tolist(),
+            "G_groups": result.G.ravel()[genome.n_heads :].tolist(),
             "evaluations": result.evaluations,
             "cache_hits": result.cache_hits,
             "generations_run": result.generations_run,

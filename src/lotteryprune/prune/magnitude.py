@@ -59,7 +59,9 @@ def schedule(total: int, rate: float, step_rate: float) -> list[int]:
 
 
 @torch.no_grad()
-def magnitude_masks(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], n_prune: int) -> dict[str, torch.Tensor]:
+def magnitude_masks(
+    weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], n_prune: int
+) -> dict[str, torch.Tensor]:
     """Masks pruning the ``n_prune`` smallest |w| of all ``weights`` together (already pruned
     ones count first and stay pruned)."""
     total = sum(m.numel() for m in masks.values())
@@ -70,7 +72,9 @@ def run(task: PruneTask) -> PruneResult:
     start = time.perf_counter()
     p = task.params
     step_rate, dense_epochs, step_epochs = float(p["step_rate"]), float(p["dense_epochs"]), float(p["epochs_per_step"])
-    model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation=attention_for_training(task.device)).to(task.device)
+    model = load_classifier(
+        task.model_dir, seed=task.train_cfg.seed, attn_implementation=attention_for_training(task.device)
+    ).to(task.device)
     tokenizer = load_tokenizer(task.model_dir)
     params = dict(model.named_parameters())
     weights = {n: params[n] for n in prunable_linears(model)}
@@ -82,7 +86,16 @@ def run(task: PruneTask) -> PruneResult:
         if epochs <= 0:
             return 0.0
         cfg = replace(task.train_cfg, epochs=epochs, seed=task.train_cfg.seed + seed_offset)
-        return train(model, tokenizer, task.train_texts, task.train_labels, cfg, weight_masks=masks, progress=task.progress, desc=desc)["seconds"]
+        return train(
+            model,
+            tokenizer,
+            task.train_texts,
+            task.train_labels,
+            cfg,
+            weight_masks=masks,
+            progress=task.progress,
+            desc=desc,
+        )["seconds"]
 
     train_seconds = fine_tune(dense_epochs, 0, "magnitude dense")
     history, mask_seconds = [], 0.0
@@ -96,7 +109,14 @@ def run(task: PruneTask) -> PruneResult:
         mask_seconds += time.perf_counter() - t0
         history.append({"step": s, "pruned": target, "sparsity": target / total, "threshold": threshold})
         train_seconds += fine_tune(step_epochs, s, f"magnitude {s}/{len(targets)}")
-    own = evaluate(model, tokenizer, task.valid_texts, task.valid_labels, max_length=task.train_cfg.max_length, dtype=task.train_cfg.dtype)
+    own = evaluate(
+        model,
+        tokenizer,
+        task.valid_texts,
+        task.valid_labels,
+        max_length=task.train_cfg.max_length,
+        dtype=task.train_cfg.dtype,
+    )
     own.pop("predictions")
     layers, heads = head_layout(model)
     return PruneResult(
@@ -108,7 +128,10 @@ def run(task: PruneTask) -> PruneResult:
             "pruned_weights": targets[-1],
             "total_weights": total,
             "layer_sparsity": {n: 1 - float(m.float().mean()) for n, m in masks.items()},
-            "own_model": {**own, "protocol": "paper 002: the model pruned and fine-tuned by the method itself (dense fine-tuning, then prune/fine-tune steps), not retrained"},
+            "own_model": {
+                **own,
+                "protocol": "paper 002: the model pruned and fine-tuned by the method itself (dense fine-tuning, then prune/fine-tune steps), not retrained",
+            },
             "dense_model": True,  # unstructured: same shapes and kernels, the unpruned inference time
             "train_seconds": train_seconds,
             "mask_seconds": mask_seconds,

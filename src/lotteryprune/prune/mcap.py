@@ -84,7 +84,9 @@ class MapCNN(nn.Module):
     def embed(self, maps: torch.Tensor) -> torch.Tensor:
         """maps [N, S, S] -> features [N, 16 ndf]."""
         if maps.shape[-1] < MIN_SEQ_LEN:
-            raise ValueError(f"MCAP: maps must be at least {MIN_SEQ_LEN} x {MIN_SEQ_LEN} (mcap.seq_len), got {tuple(maps.shape[-2:])}")
+            raise ValueError(
+                f"MCAP: maps must be at least {MIN_SEQ_LEN} x {MIN_SEQ_LEN} (mcap.seq_len), got {tuple(maps.shape[-2:])}"
+            )
         return self.net(maps.unsqueeze(1))
 
     def forward(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,7 +159,9 @@ def layer_quota_keep(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
     return keep.view(layers, heads).to(scores.device)
 
 
-def straight_through_mask(logits: torch.Tensor, n_keep: int, tau: float, generator: torch.Generator | None) -> torch.Tensor:
+def straight_through_mask(
+    logits: torch.Tensor, n_keep: int, tau: float, generator: torch.Generator | None
+) -> torch.Tensor:
     """Gumbel-softmax over each layer's heads with a fixed budget and a straight-through
     gradient. ``logits`` [L, H]. Forward: exactly ``n_keep`` ones, :func:`layer_quota_keep`
     of logits + Gumbel(0, 1) noise (within a layer, the Gumbel-top-k sample of its heads
@@ -226,11 +230,24 @@ class _Observer:
     mean-pooled representations [n, D] and attention maps [n, L*H, S, S] (float16: 22 MB for
     147 tweets on MiniLM at S = 32). Forward passes run on length-sorted micro-batches."""
 
-    def __init__(self, encoder, tokenizer, ids: list[list[int]], seq_len: int, device, micro_batch: int = 16, dtype: str = "float32"):
+    def __init__(
+        self,
+        encoder,
+        tokenizer,
+        ids: list[list[int]],
+        seq_len: int,
+        device,
+        micro_batch: int = 16,
+        dtype: str = "float32",
+    ):
         self.encoder, self.tokenizer, self.ids = encoder, tokenizer, ids
         self.seq_len, self.device, self.micro_batch = seq_len, device, micro_batch
         precision = inference_dtype(dtype, device)  # the encoder's passes, as training's (bf16 autocast or fp32)
-        self.autocast = (lambda: torch.autocast(torch.device(device).type, dtype=precision)) if precision != torch.float32 else contextlib.nullcontext
+        self.autocast = (
+            (lambda: torch.autocast(torch.device(device).type, dtype=precision))
+            if precision != torch.float32
+            else contextlib.nullcontext
+        )
         self.reps, self.maps = self._observe_all()
 
     def chunks(self, idx: np.ndarray) -> list[np.ndarray]:
@@ -282,7 +299,9 @@ def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     raise ValueError(f"mcap.optimizer must be sgd or adam, got {name!r}")
 
 
-def pretrain_patterns(cnn: MapCNN, steps: int, size: int, lr: float, generator: torch.Generator, batch: int = 40) -> tuple[float, float]:
+def pretrain_patterns(
+    cnn: MapCNN, steps: int, size: int, lr: float, generator: torch.Generator, batch: int = 40
+) -> tuple[float, float]:
     """Train the CNN (trunk and pattern classifier) on synthetic pattern maps; returns its
     accuracy and cross-entropy (``cnn_loss``) on a fresh batch of 100 afterwards."""
     device = next(cnn.parameters()).device
@@ -303,7 +322,14 @@ def pretrain_patterns(cnn: MapCNN, steps: int, size: int, lr: float, generator: 
 def run(task: PruneTask) -> PruneResult:
     start = time.perf_counter()
     p = task.params
-    episodes, k, ndf, lr, tau, seq_len = int(p["episodes"]), int(p["k"]), int(p["cnn_channels"]), float(p["lr"]), float(p["tau"]), int(p["seq_len"])
+    episodes, k, ndf, lr, tau, seq_len = (
+        int(p["episodes"]),
+        int(p["k"]),
+        int(p["cnn_channels"]),
+        float(p["lr"]),
+        float(p["tau"]),
+        int(p["seq_len"]),
+    )
     accumulate, pattern_steps = int(p["accumulate"]), int(p["pattern_steps"])
     if seq_len < MIN_SEQ_LEN:
         raise ValueError(f"mcap.seq_len must be at least {MIN_SEQ_LEN} (five stride-2 convolutions), got {seq_len}")
@@ -323,7 +349,14 @@ def run(task: PruneTask) -> PruneResult:
     generator = torch.Generator().manual_seed(task.seed)
     rng = np.random.default_rng(task.seed)
     t0 = time.perf_counter()
-    observer = _Observer(encoder, tokenizer, encode(tokenizer, task.train_texts, task.train_cfg.max_length), seq_len, task.device, dtype=task.train_cfg.dtype)
+    observer = _Observer(
+        encoder,
+        tokenizer,
+        encode(tokenizer, task.train_texts, task.train_cfg.max_length),
+        seq_len,
+        task.device,
+        dtype=task.train_cfg.dtype,
+    )
     timing = {"observe": time.perf_counter() - t0}
     n = len(observer.ids)
     if n < 3:

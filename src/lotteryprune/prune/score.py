@@ -37,7 +37,9 @@ def score_mask(
     model.to(task.device)
     tokenizer = load_tokenizer(task.model_dir)
     stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, weight_masks=weight_masks, progress=False)
-    metrics = evaluate(model, tokenizer, task.valid_texts, task.valid_labels, max_length=cfg.max_length, dtype=cfg.dtype)
+    metrics = evaluate(
+        model, tokenizer, task.valid_texts, task.valid_labels, max_length=cfg.max_length, dtype=cfg.dtype
+    )
     metrics.pop("predictions")
     metrics["train_seconds"] = stats["seconds"]
     metrics["seconds"] = time.perf_counter() - start

@@ -69,7 +69,9 @@ class SevenScorer:
         self.scores: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
-    def update(self, weights: dict[str, torch.Tensor], grads: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+    def update(
+        self, weights: dict[str, torch.Tensor], grads: dict[str, torch.Tensor | None]
+    ) -> dict[str, torch.Tensor]:
         """One step: update the moments from ``grads`` and add this step's score. A missing
         (None) gradient counts as zero. Returns the accumulated scores (float32)."""
         self.t += 1
@@ -86,7 +88,9 @@ class SevenScorer:
             m.mul_(self.a1).add_(g, alpha=1 - self.a1)
             v.mul_(self.a2).addcmul_(g, g, value=1 - self.a2)
             denominator = v.div(c2).sqrt_().add_(self.eps)  # sqrt(v_hat) + eps
-            step = g.mul(w.detach().float()).mul_(m).div_(denominator).abs_().div_(c1)  # |W g m_hat / (sqrt(v_hat) + eps)|
+            step = (
+                g.mul(w.detach().float()).mul_(m).div_(denominator).abs_().div_(c1)
+            )  # |W g m_hat / (sqrt(v_hat) + eps)|
             self.scores[name].add_(step)
         return self.scores
 
@@ -125,7 +129,9 @@ class SevenPruner:
         return max(self.n_keep_final, int(remain_ratio(k, self.n, self.n_keep_final / self.total) * self.total))
 
     @torch.no_grad()
-    def step(self, k: int, weights: dict[str, torch.Tensor], grads: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+    def step(
+        self, k: int, weights: dict[str, torch.Tensor], grads: dict[str, torch.Tensor | None]
+    ) -> dict[str, torch.Tensor]:
         """Window step ``k`` with the post-step ``weights`` and this step's raw ``grads``."""
         masked = {n: None if g is None else g * self.masks[n].to(g.dtype) for n, g in grads.items()}
         self.scorer.update(weights, masked)
@@ -155,7 +161,9 @@ def after_optimizer_step(weights: dict[str, torch.Tensor], hook: Callable[[], No
 
 
 @torch.no_grad()
-def global_keep_masks(scores: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], n_keep: int) -> dict[str, torch.Tensor]:
+def global_keep_masks(
+    scores: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], n_keep: int
+) -> dict[str, torch.Tensor]:
     """Keep the ``n_keep`` highest-scoring weights over all tensors, among those ``masks``
     still keeps (pruned weights stay pruned). Ties: the lower flat index (in the dict's order)
     is kept first, so the result is deterministic and the count exact."""
@@ -183,13 +191,19 @@ def seven_linears(model, include_pooler: bool = True) -> dict[str, torch.nn.Para
     """name -> weight of every Linear SEVEN prunes (the encoder's, and the pooler's if asked)."""
     names = list(prunable_linears(model))
     if include_pooler:
-        names += [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.split(".")[-2:-1] == ["pooler"]]
+        names += [
+            f"{n}.weight"
+            for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and n.split(".")[-2:-1] == ["pooler"]
+        ]
     params = dict(model.named_parameters())
     return {n: params[n] for n in names}
 
 
 def _setup(task: PruneTask):
-    model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation=attention_for_training(task.device)).to(task.device)
+    model = load_classifier(
+        task.model_dir, seed=task.train_cfg.seed, attn_implementation=attention_for_training(task.device)
+    ).to(task.device)
     tokenizer = load_tokenizer(task.model_dir)
     p = task.params
     scorer = SevenScorer(float(p["a1"]), float(p["a2"]), float(p["eps"]))
@@ -229,10 +243,22 @@ def run_weights(task: PruneTask) -> PruneResult:
         state["pruner"].step(k, weights, state["grads"])
         state["grads"] = None
         state["mask_seconds"] += time.perf_counter() - t0
-        history.append({"step": state["step"], "window_step": k, "keep": sum(int(m.sum()) for m in masks.values()) / total_weights})
+        history.append(
+            {"step": state["step"], "window_step": k, "keep": sum(int(m.sum()) for m in masks.values()) / total_weights}
+        )
 
     with after_optimizer_step(weights, after_step):
-        stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, weight_masks=masks, on_backward=on_backward, progress=task.progress, desc="seven")
+        stats = train(
+            model,
+            tokenizer,
+            task.train_texts,
+            task.train_labels,
+            cfg,
+            weight_masks=masks,
+            on_backward=on_backward,
+            progress=task.progress,
+            desc="seven",
+        )
     if scorer.t == 0:
         raise ValueError("SEVEN: the training schedule has no steps; raise prune.seven.epochs or the lottery sample")
     kept = sum(int(m.sum()) for m in masks.values())
@@ -251,8 +277,11 @@ def run_weights(task: PruneTask) -> PruneResult:
             "pruned_weights": total_weights - n_keep_final,
             "total_weights": total_weights,
             "layer_sparsity": {n: 1 - float(m.float().mean()) for n, m in masks.items()},
-            "own_model": {**own, "protocol": "SEVEN's own (paper 001): the weights SEVEN trained while pruning, "
-                                              f"evaluated after its {cfg.epochs:g} epochs, not retrained"},
+            "own_model": {
+                **own,
+                "protocol": "SEVEN's own (paper 001): the weights SEVEN trained while pruning, "
+                f"evaluated after its {cfg.epochs:g} epochs, not retrained",
+            },
             "window": {"first_step": first, "end_step": end, "steps": stats["steps"]},
             "dense_model": True,  # unstructured: same shapes and kernels, the unpruned inference time
             "score_updates": scorer.t,
@@ -296,12 +325,26 @@ def run_heads(task: PruneTask) -> PruneResult:
             scorer.update(weights, pending.pop("grads"))
 
     with after_optimizer_step(weights, after_step):
-        stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, on_backward=on_backward, progress=task.progress, desc="seven heads")
+        stats = train(
+            model,
+            tokenizer,
+            task.train_texts,
+            task.train_labels,
+            cfg,
+            on_backward=on_backward,
+            progress=task.progress,
+            desc="seven heads",
+        )
     if scorer.t == 0:
         raise ValueError("SEVEN: the training schedule has no steps; raise prune.seven.epochs or the lottery sample")
     scores = head_scores(model, scorer.scores)
     keep = keep_from_scores(scores, n_pruned(scores.size, task.rate))
     return PruneResult(
         head_keep=keep,
-        extras={"scores": scores.tolist(), "score_updates": scorer.t, "train_seconds": stats["seconds"], "seconds": time.perf_counter() - start},
+        extras={
+            "scores": scores.tolist(),
+            "score_updates": scorer.t,
+            "train_seconds": stats["seconds"],
+            "seconds": time.perf_counter() - start,
+        },
     )

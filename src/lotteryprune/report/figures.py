@@ -43,9 +43,17 @@ def figure7(results, path: str | Path) -> list[str]:
         stats = [results.interval(c) for c in cells]
         mean = np.array([m for m, _, _ in stats])
         err = np.array([[m - lo for m, lo, _ in stats], [hi - m for m, _, hi in stats]])
-        ax.errorbar(rates, mean, yerr=err, label=method + ("" if aug == "none" else f" + {aug}"),
-                    linestyle="-" if method == "ga" else ":", linewidth=2.2 if method == "ga" else 1.2,
-                    marker="o", markersize=3, capsize=2)
+        ax.errorbar(
+            rates,
+            mean,
+            yerr=err,
+            label=method + ("" if aug == "none" else f" + {aug}"),
+            linestyle="-" if method == "ga" else ":",
+            linewidth=2.2 if method == "ga" else 1.2,
+            marker="o",
+            markersize=3,
+            capsize=2,
+        )
     ax.axhline(ref_mean, color="black", linestyle="--", linewidth=1.2, label="unpruned")
     ax.axhspan(ref_low, ref_high, color="black", alpha=0.08)
     ax.set_xlabel("heads pruned (%)  [weights for weight-level methods]")
@@ -66,7 +74,9 @@ def figure8(results, bench: dict, path: str | Path) -> list[str]:
             by_method.setdefault(cell.method, []).append(cell)
     for method, cells in sorted(by_method.items()):
         cells = sorted(cells, key=lambda c: c.rate)
-        left.plot([c.rate for c in cells], [c.train_seconds / 60 for c in cells], marker="o", markersize=3, label=method)
+        left.plot(
+            [c.rate for c in cells], [c.train_seconds / 60 for c in cells], marker="o", markersize=3, label=method
+        )
     unpruned = []
     for method, b in sorted(bench.items()):
         per_rate: dict[int, list[float]] = {}
@@ -106,7 +116,13 @@ def plot_fitness_history(histories: dict, path, metric: str = "validation score"
             if not hist:
                 continue
             gen = [h["generation"] for h in hist]
-            ax.plot(gen, [h["best_ever"] for h in hist], color=colour, lw=2, label=f"{_rate_label(rate)} pruned" if k == 0 else None)
+            ax.plot(
+                gen,
+                [h["best_ever"] for h in hist],
+                color=colour,
+                lw=2,
+                label=f"{_rate_label(rate)} pruned" if k == 0 else None,
+            )
             ax.plot(gen, [h["mean"] for h in hist], color=colour, lw=1, ls=":", alpha=0.8)
     ax.plot([], [], color="grey", lw=2, label="best so far")
     ax.plot([], [], color="grey", lw=1, ls=":", label="population mean")
@@ -131,16 +147,29 @@ def plot_head_grids(masks: dict, path) -> list[str]:
     if not rates:
         raise ValueError("plot_head_grids: no masks")
     n_layers, n_heads = np.asarray(masks[rates[0]]).shape
-    fig, axes = plt.subplots(1, len(rates), figsize=(0.32 * n_heads * len(rates) + 1.5, 0.32 * n_layers + 1.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(rates), figsize=(0.32 * n_heads * len(rates) + 1.5, 0.32 * n_layers + 1.4), squeeze=False
+    )
     for ax, rate in zip(axes[0], rates):
         keep = np.asarray(masks[rate], dtype=bool)
         if keep.shape != (n_layers, n_heads):
-            raise ValueError(f"plot_head_grids: mask at rate {rate} has shape {keep.shape}, expected {(n_layers, n_heads)}")
+            raise ValueError(
+                f"plot_head_grids: mask at rate {rate} has shape {keep.shape}, expected {(n_layers, n_heads)}"
+            )
         ax.imshow(keep.astype(int), cmap=ListedColormap([PRUNED, KEPT]), vmin=0, vmax=1, aspect="equal")
         for layer in np.flatnonzero(~keep.any(1)):
-            ax.add_patch(Rectangle((-0.5, layer - 0.5), n_heads, 1, facecolor=DROPPED, edgecolor="black", hatch="///", lw=0.5))
-            ax.text((n_heads - 1) / 2, layer, "dropped", ha="center", va="center", fontsize=7,
-                    bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
+            ax.add_patch(
+                Rectangle((-0.5, layer - 0.5), n_heads, 1, facecolor=DROPPED, edgecolor="black", hatch="///", lw=0.5)
+            )
+            ax.text(
+                (n_heads - 1) / 2,
+                layer,
+                "dropped",
+                ha="center",
+                va="center",
+                fontsize=7,
+                bbox=dict(facecolor="white", edgecolor="none", pad=0.5),
+            )
         ax.set_xticks(np.arange(n_heads))
         ax.set_xticklabels([str(h + 1) for h in range(n_heads)], fontsize=6)
         ax.set_yticks(np.arange(n_layers))

@@ -40,8 +40,9 @@ from . import tables  # noqa: E402
 DUELS = [("ga_ffn", "fisher"), ("ga", "fisher_heads")]
 
 
-def speedups(bench: dict | None, method: str, *, resamples: int = 2000, confidence: float = 0.95,
-             seed: int = 0) -> dict[int, dict]:
+def speedups(
+    bench: dict | None, method: str, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> dict[int, dict]:
     """Per rate of one method: the mean measured speed-up over its masks, its interval
     (each mask's timing pairs resampled), the mean FLOP speed-up, parameters and masks."""
     if not bench or method not in bench:
@@ -87,9 +88,24 @@ def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
     s = results.settings
     ref = results.reference("none")
     ref_mean, ref_low, ref_high = results.interval(ref)
-    rows = [{"method": "unpruned", "augmentation": "none", "unit": "", "rate": 0, "metric": s.metric, "value": ref_mean,
-             "ci_low": ref_low, "ci_high": ref_high, "runs": len(ref.preds), "speedup": 1.0, "speedup_low": 1.0,
-             "speedup_high": 1.0, "flop_speedup": 1.0, "files": ref.file}]
+    rows = [
+        {
+            "method": "unpruned",
+            "augmentation": "none",
+            "unit": "",
+            "rate": 0,
+            "metric": s.metric,
+            "value": ref_mean,
+            "ci_low": ref_low,
+            "ci_high": ref_high,
+            "runs": len(ref.preds),
+            "speedup": 1.0,
+            "speedup_low": 1.0,
+            "speedup_high": 1.0,
+            "flop_speedup": 1.0,
+            "files": ref.file,
+        }
+    ]
     for (method, aug), by_rate in sorted(_groups(results).items()):
         speed = speedups(bench, method, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
         for rate, cell in sorted(by_rate.items()):
@@ -97,16 +113,33 @@ def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
             lossless, c0 = tables.passes(results, cell, ref, 0.0)
             within, c1 = tables.passes(results, cell, ref, -s.allocation)
             sp = speed.get(rate, {})
-            rows.append({
-                "method": method, "augmentation": aug, "unit": cell.unit, "rate": rate, "metric": s.metric,
-                "value": mean, "ci_low": low, "ci_high": high, "runs": len(cell.preds),
-                "vs_reference": c0.difference, "vs_reference_low": c0.low, "vs_reference_high": c0.high,
-                "lossless": lossless, "within": within, "collapsed_runs": cell.collapsed_runs,
-                "speedup": sp.get("speedup", math.nan), "speedup_low": sp.get("speedup_low", math.nan),
-                "speedup_high": sp.get("speedup_high", math.nan), "flop_speedup": sp.get("flop_speedup", math.nan),
-                "params": sp.get("params", math.nan), "masks_timed": sp.get("masks", 0),
-                "files": tables._files(cell, ref) + (f";{bench[method].get('file', '')}" if bench and method in bench else ""),
-            })
+            rows.append(
+                {
+                    "method": method,
+                    "augmentation": aug,
+                    "unit": cell.unit,
+                    "rate": rate,
+                    "metric": s.metric,
+                    "value": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "runs": len(cell.preds),
+                    "vs_reference": c0.difference,
+                    "vs_reference_low": c0.low,
+                    "vs_reference_high": c0.high,
+                    "lossless": lossless,
+                    "within": within,
+                    "collapsed_runs": cell.collapsed_runs,
+                    "speedup": sp.get("speedup", math.nan),
+                    "speedup_low": sp.get("speedup_low", math.nan),
+                    "speedup_high": sp.get("speedup_high", math.nan),
+                    "flop_speedup": sp.get("flop_speedup", math.nan),
+                    "params": sp.get("params", math.nan),
+                    "masks_timed": sp.get("masks", 0),
+                    "files": tables._files(cell, ref)
+                    + (f";{bench[method].get('file', '')}" if bench and method in bench else ""),
+                }
+            )
     out = pd.DataFrame(rows)
     out["test_n"] = len(results.labels)
     return out
@@ -131,13 +164,26 @@ def frontier_table(pts: pd.DataFrame, allocation_points: float) -> pd.DataFrame:
     rows = []
     for (method, aug), group in pts[pts["method"] != "unpruned"].groupby(["method", "augmentation"], sort=True):
         group = group.sort_values("rate")
-        row = {"method": method, "augmentation": aug, "unit": group["unit"].iloc[0],
-               "rates_tested": " ".join(str(r) for r in group["rate"]), "metric": group["metric"].iloc[0],
-               "allocation_points": allocation_points}
+        row = {
+            "method": method,
+            "augmentation": aug,
+            "unit": group["unit"].iloc[0],
+            "rates_tested": " ".join(str(r) for r in group["rate"]),
+            "metric": group["metric"].iloc[0],
+            "allocation_points": allocation_points,
+        }
         for name in ("lossless", "within"):
             best = _best_speedup(group, name)
-            for col in ("rate", "speedup", "speedup_low", "speedup_high", "value", "vs_reference", "vs_reference_low",
-                        "vs_reference_high"):
+            for col in (
+                "rate",
+                "speedup",
+                "speedup_low",
+                "speedup_high",
+                "value",
+                "vs_reference",
+                "vs_reference_low",
+                "vs_reference_high",
+            ):
                 row[f"{name}_{col}"] = None if best is None else best[col]
         row["max_speedup_tested"] = float(group["speedup"].max()) if group["speedup"].notna().any() else None
         row["files"] = ";".join(sorted({f for fs in group["files"] for f in str(fs).split(";") if f}))
@@ -166,16 +212,32 @@ def versus(results: tables.Results, bench: dict | None, duels=DUELS) -> pd.DataF
             verdict = c.verdict()
             winner = a if verdict == "held" else (b if verdict == "not held" else "neither (inconclusive)")
             sa, sb = speed_a.get(rate, {}), speed_b.get(rate, {})
-            rows.append({
-                "a": a, "b": b, "unit": ca.unit, "rate": rate, "metric": s.metric, "value_a": c.value_a, "value_b": c.value_b,
-                "difference": c.difference, "ci_low": c.low, "ci_high": c.high, "verdict": verdict, "better": winner,
-                "runs_a": c.runs_a, "runs_b": c.runs_b, "test_n": c.n,
-                "speedup_a": sa.get("speedup", math.nan), "speedup_a_low": sa.get("speedup_low", math.nan),
-                "speedup_a_high": sa.get("speedup_high", math.nan),
-                "speedup_b": sb.get("speedup", math.nan), "speedup_b_low": sb.get("speedup_low", math.nan),
-                "speedup_b_high": sb.get("speedup_high", math.nan),
-                "files": tables._files(ca, cb),
-            })
+            rows.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "unit": ca.unit,
+                    "rate": rate,
+                    "metric": s.metric,
+                    "value_a": c.value_a,
+                    "value_b": c.value_b,
+                    "difference": c.difference,
+                    "ci_low": c.low,
+                    "ci_high": c.high,
+                    "verdict": verdict,
+                    "better": winner,
+                    "runs_a": c.runs_a,
+                    "runs_b": c.runs_b,
+                    "test_n": c.n,
+                    "speedup_a": sa.get("speedup", math.nan),
+                    "speedup_a_low": sa.get("speedup_low", math.nan),
+                    "speedup_a_high": sa.get("speedup_high", math.nan),
+                    "speedup_b": sb.get("speedup", math.nan),
+                    "speedup_b_low": sb.get("speedup_low", math.nan),
+                    "speedup_b_high": sb.get("speedup_high", math.nan),
+                    "files": tables._files(ca, cb),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -190,24 +252,45 @@ def figure(pts: pd.DataFrame, path: str | Path, *, metric: str, allocation_point
     ref = pts[pts["method"] == "unpruned"].iloc[0]
     ax.axhspan(ref["ci_low"], ref["ci_high"], color="black", alpha=0.08)
     ax.axhline(ref["value"], color="black", linestyle="--", linewidth=1.2, label="unpruned")
-    ax.axhline(ref["value"] - allocation_points / 100, color="black", linestyle=":", linewidth=0.8,
-               label=f"unpruned - {allocation_points:g} point(s)")
+    ax.axhline(
+        ref["value"] - allocation_points / 100,
+        color="black",
+        linestyle=":",
+        linewidth=0.8,
+        label=f"unpruned - {allocation_points:g} point(s)",
+    )
     ax.axvline(2.0, color="grey", linewidth=0.6)
     for (method, aug), group in pts[(pts["method"] != "unpruned") & pts["speedup"].notna()].groupby(
-            ["method", "augmentation"], sort=True):
+        ["method", "augmentation"], sort=True
+    ):
         group = group.sort_values("speedup")
         style, width = STYLE.get(method, (":", 1.0))
         if aug != "none":
             style, width = ":", 1.0
         xerr = np.array([group["speedup"] - group["speedup_low"], group["speedup_high"] - group["speedup"]])
         yerr = np.array([group["value"] - group["ci_low"], group["ci_high"] - group["value"]])
-        bars = ax.errorbar(group["speedup"], group["value"], xerr=np.clip(xerr, 0, None), yerr=np.clip(yerr, 0, None),
-                           linestyle=style, linewidth=width, marker="o", markersize=3.5, capsize=2,
-                           label=method + ("" if aug == "none" else f" + {aug}") + f" ({group['unit'].iloc[0]})")
+        bars = ax.errorbar(
+            group["speedup"],
+            group["value"],
+            xerr=np.clip(xerr, 0, None),
+            yerr=np.clip(yerr, 0, None),
+            linestyle=style,
+            linewidth=width,
+            marker="o",
+            markersize=3.5,
+            capsize=2,
+            label=method + ("" if aug == "none" else f" + {aug}") + f" ({group['unit'].iloc[0]})",
+        )
         colour = bars[0].get_color()
         for _, r in group.iterrows():
-            ax.annotate(f"{int(r['rate'])}", (r["speedup"], r["value"]), textcoords="offset points", xytext=(3, 3),
-                        fontsize=6, color=colour)
+            ax.annotate(
+                f"{int(r['rate'])}",
+                (r["speedup"], r["value"]),
+                textcoords="offset points",
+                xytext=(3, 3),
+                fontsize=6,
+                color=colour,
+            )
     ax.set_xlabel("measured inference speed-up on this CPU (unpruned latency / pruned latency)")
     ax.set_ylabel(f"test {metric} after the shared fine-tuning (mean over runs)")
     ax.set_title("Speed-quality frontier (numbers: the rate; heads % or FLOPs % removed by unit)")

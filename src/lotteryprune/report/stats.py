@@ -103,8 +103,15 @@ def resample_weights(n: int, resamples: int, rng: np.random.Generator) -> np.nda
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
 
 
-def side_values(preds: np.ndarray, labels: np.ndarray, weights: np.ndarray, name: str, rng: np.random.Generator,
-                *, resample_runs: bool = True) -> np.ndarray:
+def side_values(
+    preds: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    name: str,
+    rng: np.random.Generator,
+    *,
+    resample_runs: bool = True,
+) -> np.ndarray:
     """One side's statistic under every resample: the mean over its runs (themselves drawn
     with replacement when ``resample_runs``) of the metric on the resampled examples."""
     preds = np.atleast_2d(np.asarray(preds))
@@ -160,8 +167,9 @@ def paired_bootstrap(
     )
 
 
-def bootstrap_interval(preds: np.ndarray, labels: np.ndarray, name: str, *, resamples: int = 2000,
-                       confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_interval(
+    preds: np.ndarray, labels: np.ndarray, name: str, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean over runs of the metric, and its bootstrap interval (examples and runs resampled)."""
     preds = np.atleast_2d(preds)
     rng = np.random.default_rng(seed)
@@ -193,7 +201,9 @@ def rank_margin(
     rest = np.stack([side_values(p, labels, weights, name, rng) for p in others.values()], 1)  # [B, k]
     kth = -np.sort(-rest, axis=1)[:, top - 1]
     diff = t - kth
-    point_rest = sorted((np.mean([metric(labels, p, name) for p in np.atleast_2d(v)]) for v in others.values()), reverse=True)
+    point_rest = sorted(
+        (np.mean([metric(labels, p, name) for p in np.atleast_2d(v)]) for v in others.values()), reverse=True
+    )
     point = float(np.mean([metric(labels, p, name) for p in np.atleast_2d(target)]) - point_rest[top - 1])
     alpha = (1 - confidence) / 2
     return point, float(np.quantile(diff, alpha)), float(np.quantile(diff, 1 - alpha))

@@ -39,7 +39,21 @@ from .run import fingerprint, make_scorer, read_texts, score_dataset
 from .similarity import SimilarityScorer, calibrate_cosines, fit_cosine_scale
 
 __all__ = [
-    "Emotions", "NSPScorer", "SCORERS", "SimilarityScorer", "ZeroShotConfig", "apply_calibration", "calibrate_cosines",
-    "calibrate_datasets", "fingerprint", "fit_calibration", "fit_cosine_scale", "hypothesis_sentences",
-    "load_emotions", "make_scorer", "nsp_logits", "read_texts", "score_dataset",
+    "Emotions",
+    "NSPScorer",
+    "SCORERS",
+    "SimilarityScorer",
+    "ZeroShotConfig",
+    "apply_calibration",
+    "calibrate_cosines",
+    "calibrate_datasets",
+    "fingerprint",
+    "fit_calibration",
+    "fit_cosine_scale",
+    "hypothesis_sentences",
+    "load_emotions",
+    "make_scorer",
+    "nsp_logits",
+    "read_texts",
+    "score_dataset",
 ]

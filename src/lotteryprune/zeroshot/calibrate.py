@@ -47,8 +47,9 @@ def apply_calibration(raw: np.ndarray, calibration: dict) -> np.ndarray:
     return calibrate_cosines(raw, calibration["scale"])
 
 
-def calibrate_datasets(scorer: str, raw: dict[str, pd.DataFrame], reference: str, reference_ids: Iterable[str],
-                       columns: list[str]) -> tuple[dict[str, pd.DataFrame], dict]:
+def calibrate_datasets(
+    scorer: str, raw: dict[str, pd.DataFrame], reference: str, reference_ids: Iterable[str], columns: list[str]
+) -> tuple[dict[str, pd.DataFrame], dict]:
     """Fit the calibration on the rows of ``raw[reference]`` whose id is in ``reference_ids``;
     apply it to every frame of ``raw`` (id + ``columns``). Returns the score frames and a record.
     """
@@ -71,6 +72,9 @@ def calibrate_datasets(scorer: str, raw: dict[str, pd.DataFrame], reference: str
         scored = pd.DataFrame(scores, columns=columns)
         scored.insert(0, "id", frame["id"].astype(str).to_numpy())
         out[name] = scored
-        per_dataset[name] = {"texts": len(scored), "mean_score": float(scores.mean()) if scores.size else None,
-                             "share_above_half": float((scores > 0.5).mean()) if scores.size else None}
+        per_dataset[name] = {
+            "texts": len(scored),
+            "mean_score": float(scores.mean()) if scores.size else None,
+            "share_above_half": float((scores > 0.5).mean()) if scores.size else None,
+        }
     return out, {**calibration, "datasets": per_dataset}

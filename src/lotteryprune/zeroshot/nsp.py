@@ -21,7 +21,9 @@ from .config import ZeroShotConfig
 from .emotions import Emotions, hypothesis_sentences
 
 
-def nsp_logits(model, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def nsp_logits(
+    model, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
     """``BertForNextSentencePrediction`` logits, with the last layer run for [CLS] alone.
 
     The NSP head reads only the last layer's [CLS] vector, so the last layer needs the keys
@@ -69,7 +71,9 @@ class NSPScorer:
         # the text is cut so the longest pair still fits: [CLS] text [SEP] hyp [SEP]
         self.max_text = cfg.max_length - longest - 3
         if self.max_text < 1:
-            raise ValueError(f"model.max_length={cfg.max_length} leaves no room for text next to a {longest}-token hypothesis")
+            raise ValueError(
+                f"model.max_length={cfg.max_length} leaves no room for text next to a {longest}-token hypothesis"
+            )
         self.cls, self.sep, self.pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
 
     @classmethod
@@ -83,10 +87,14 @@ class NSPScorer:
             model = BertForNextSentencePrediction.from_pretrained(str(model_dir))
         finally:
             hf_logging.set_verbosity(verbosity)
-        return cls(model, AutoTokenizer.from_pretrained(str(model_dir)), emotions, cfg, device=device, progress=progress)
+        return cls(
+            model, AutoTokenizer.from_pretrained(str(model_dir)), emotions, cfg, device=device, progress=progress
+        )
 
     def encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_text)["input_ids"]
+        return self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_text)[
+            "input_ids"
+        ]
 
     def build_batch(self, text_ids: Sequence[list[int]], pairs: Sequence[tuple[int, int]]) -> dict[str, torch.Tensor]:
         """input_ids / token_type_ids / attention_mask for (text index, hypothesis index) pairs."""

@@ -38,11 +38,17 @@ def make_scorer(model_dir, emotions: Emotions, cfg: ZeroShotConfig, *, device="c
     return cls.from_dir(model_dir, emotions, cfg, device=device, progress=progress)
 
 
-def fingerprint(cfg: ZeroShotConfig, emotions: Emotions, model_dir: str | Path | None, ids: Sequence[str], texts: Sequence[str]) -> str:
+def fingerprint(
+    cfg: ZeroShotConfig, emotions: Emotions, model_dir: str | Path | None, ids: Sequence[str], texts: Sequence[str]
+) -> str:
     """The key of a scoring job's chunks: everything their numbers depend on (the resolved
     config, the hypotheses, the model files' contents, the ids and texts)."""
     h = hashlib.sha256()
-    h.update(json.dumps({"cfg": asdict(cfg), "labels": emotions.labels, "columns": emotions.columns}, sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            {"cfg": asdict(cfg), "labels": emotions.labels, "columns": emotions.columns}, sort_keys=True
+        ).encode()
+    )
     if model_dir is not None:
         h.update(content_hash(model_dir).encode())
     for i, t in zip(ids, texts):

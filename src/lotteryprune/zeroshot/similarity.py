@@ -69,20 +69,36 @@ class SimilarityScorer:
         self.progress = progress
         self.columns = emotions.columns
         self.hyp_emb = embed_texts(
-            self.model, tokenizer, hypothesis_sentences(emotions, cfg.template),
-            batch_size=cfg.batch_size, max_length=cfg.max_length, progress=False,
+            self.model,
+            tokenizer,
+            hypothesis_sentences(emotions, cfg.template),
+            batch_size=cfg.batch_size,
+            max_length=cfg.max_length,
+            progress=False,
         )
 
     @classmethod
     def from_dir(cls, model_dir, emotions, cfg, *, device="cpu", progress=True):
         from transformers import AutoModel, AutoTokenizer
 
-        return cls(AutoModel.from_pretrained(str(model_dir)), AutoTokenizer.from_pretrained(str(model_dir)), emotions, cfg, device=device, progress=progress)
+        return cls(
+            AutoModel.from_pretrained(str(model_dir)),
+            AutoTokenizer.from_pretrained(str(model_dir)),
+            emotions,
+            cfg,
+            device=device,
+            progress=progress,
+        )
 
     @torch.inference_mode()
     def score_raw(self, texts: Sequence[str]) -> np.ndarray:
         emb = embed_texts(
-            self.model, self.tokenizer, list(texts),
-            batch_size=self.cfg.batch_size, max_length=self.cfg.max_length, progress=self.progress, desc="similarity",
+            self.model,
+            self.tokenizer,
+            list(texts),
+            batch_size=self.cfg.batch_size,
+            max_length=self.cfg.max_length,
+            progress=self.progress,
+            desc="similarity",
         )
         return (emb @ self.hyp_emb.T).astype(np.float32)
