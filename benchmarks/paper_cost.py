@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import yaml
 
+from lotteryprune.config import load_config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Measured here (2-core Xeon with AMX, torch 2.13, bf16 autocast), bert-base-shaped random
@@ -38,20 +40,6 @@ SENTIMENT140 = 1_600_000
 CIVIL_COMMENTS = 1_804_874  # train split of civil_comments v1.2 (the hub's train split)
 TWEET_TOKENS = 20.6  # mean tokens of a tweet with [CLS]/[SEP] (the default data's train split, MiniLM's tokenizer)
 HYPOTHESIS_TOKENS = 7  # "This example is <label>. [SEP]"
-
-
-def merged(*paths: str) -> dict:
-    config: dict = {}
-    for path in paths:
-        stack = [(config, yaml.safe_load(Path(path).read_text()) or {})]
-        while stack:
-            base, add = stack.pop()
-            for k, v in add.items():
-                if isinstance(v, dict) and isinstance(base.get(k), dict):
-                    stack.append((base[k], v))
-                else:
-                    base[k] = v
-    return config
 
 
 def bert_base_flops(seq_len: float, keep_heads: float = 1.0) -> float:
@@ -212,7 +200,7 @@ def main(argv=None) -> None:
     rates = dict(MEASURED)
     if args.measure or rates["train_samples_per_s"] is None:
         rates["train_samples_per_s"] = measure_training()
-    config = merged(*args.config)
+    config = load_config(*args.config)
     rows = work(config)
     tweet = bert_base_flops(TWEET_TOKENS)
     cpu_flops_train = rates["train_samples_per_s"] * 3 * tweet  # effective FLOP/s of training here

@@ -35,30 +35,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from lotteryprune import bench, finetune, io, runtime
+from lotteryprune.config import load_config
 from lotteryprune.model import sources
 from lotteryprune.model.heads import n_pruned, random_keep_mask
 from lotteryprune.model.training import TrainConfig, train
 from lotteryprune.prune import ga
 from lotteryprune.prune.score import score_mask
 from lotteryprune.prune.task import build_task
-
-
-def _config(paths):
-    config: dict = {}
-    for path in paths:
-        over = yaml.safe_load(Path(path).read_text()) or {}
-        stack = [(config, over)]
-        while stack:
-            base, add = stack.pop()
-            for k, v in add.items():
-                if isinstance(v, dict) and isinstance(base.get(k), dict):
-                    stack.append((base[k], v))
-                else:
-                    base[k] = v
-    return config
 
 
 @contextlib.contextmanager
@@ -267,7 +252,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     runtime.keep_freed_memory()  # as every workflow job does
     torch.set_num_threads(args.threads)
-    results, config = Path(args.results), _config(args.config)
+    results, config = Path(args.results), load_config(*args.config)
     out = {}
     parts = ["train", "ga", "inference"] if args.part == "all" else [args.part]
     for part in parts:

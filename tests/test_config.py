@@ -263,3 +263,18 @@ def test_emotions_file_has_twenty_each_and_unhappy():
     assert len(emotions["positive"]) == 20 and len(emotions["negative"]) == 20
     assert "unhappy" in emotions["negative"] and emotions["source"]
     assert not set(emotions["positive"]) & set(emotions["negative"])
+
+
+def test_load_config_merges_like_snakemake(tmp_path):
+    """Scripts outside the workflow (benchmarks/) read --configfile a b as Snakemake does."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from lotteryprune.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "config"
+    expected = yaml.safe_load((root / "config.yaml").read_text())
+    for overlay in ("paper.yaml", "beyond.yaml"):
+        update_config(expected, yaml.safe_load((root / overlay).read_text()))
+    assert load_config(root / "config.yaml", root / "paper.yaml", root / "beyond.yaml") == expected
+    assert load_config(root / "config.yaml", root / "paper.yaml")["prune"]["seven"]["a1"] == 0.8  # kept, not replaced

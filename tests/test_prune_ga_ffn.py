@@ -356,3 +356,30 @@ def test_ga_ffn_runs_on_the_tiny_model_and_resumes(tiny_corpus, tmp_path):
     assert (again.head_keep == result.head_keep).all() and (again.neuron_keep == result.neuron_keep).all()
     with pytest.raises(KeyError, match="prune.ga_ffn"):
         ga_ffn.split_params({k: v for k, v in params.items() if k != "smoothing"})
+
+
+def test_ga_ffn_parallel_workers_find_what_one_worker_finds(tiny_corpus, tmp_path):
+    """ga_ffn's workers are ga's pool (spawned processes that survive a Snakemake script):
+    two of them return the mask one process finds, with the same fitness."""
+    d, texts, labels = tiny_corpus(24)
+    params = {**GA_PARAMS, "population": 3, "generations": 2, "group_size": 32, "grouping": "index", "seq_len": 16}
+
+    def task(workers):
+        return PruneTask(
+            model_dir=str(d),
+            train_texts=texts,
+            train_labels=labels,
+            valid_texts=texts[:12],
+            valid_labels=labels[:12],
+            rate=60,
+            train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
+            params={**params, "workers": workers},
+            seed=0,
+            metric="macro_f1",
+            progress=False,
+            threads=2,
+        )
+
+    one, two = ga_ffn.run(task(1)), ga_ffn.run(task(2))
+    assert (one.head_keep == two.head_keep).all() and (one.neuron_keep == two.neuron_keep).all()
+    assert one.extras["best_fitness"] == two.extras["best_fitness"]

@@ -61,6 +61,24 @@ def format_rate(rate: float | int | str) -> str:
     return f"{value:g}"
 
 
+def load_config(*paths: str | Path) -> dict:
+    """The config Snakemake builds from ``--configfile a b ...``: each file merged over the
+    ones before it, key by key (for scripts that run outside the workflow)."""
+    import yaml
+
+    config: dict = {}
+    for path in paths:
+        stack = [(config, yaml.safe_load(Path(path).read_text()) or {})]
+        while stack:
+            base, add = stack.pop()
+            for key, value in add.items():
+                if isinstance(value, dict) and isinstance(base.get(key), dict):
+                    stack.append((base[key], value))
+                else:
+                    base[key] = value
+    return config
+
+
 def method_params(config: dict, method: str) -> dict:
     """The method's own config section (``prune.<method>``, or the section it shares)."""
     prune = config["prune"]

@@ -548,6 +548,45 @@ def worker_devices(device: str, workers: int, cuda_devices: int) -> list[str] | 
     return [f"cuda:{i}" for i in range(min(workers, cuda_devices))]
 
 
+@contextlib.contextmanager
+def worker_pool(task: PruneTask, workers: int, score: Callable):
+    """``(evaluate_many, workers)`` for a search: ``evaluate_many(items)`` scores items in
+    ``workers`` spawned processes, each running ``score(item)`` (a module-level function
+    reading :data:`_WORKER_TASK`), or is None with fewer than 2 workers. On CUDA with
+    several visible GPUs each worker owns one (:func:`worker_devices`; then ``workers`` is
+    their number); otherwise the workers split the job's threads. Used by ``ga`` and
+    ``ga_ffn``."""
+    if workers < 2:
+        yield None, 1
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    ctx = mp.get_context("spawn")
+    devices = None
+    gpus = worker_devices(task.device, workers, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if gpus is not None:
+        workers = len(gpus)
+        devices = ctx.Queue()
+        for d in gpus:
+            devices.put(d)
+    threads = max(1, int(task.threads) // workers)
+    # a worker that dies (killed, out of memory) fails the job (BrokenProcessPool);
+    # multiprocessing.Pool would start another and wait for its result forever
+    executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(task, threads, devices))
+
+    def evaluate_many(items: list) -> list[float]:
+        with _main_file_hidden():  # workers start on the first items submitted
+            return list(executor.map(score, items))
+
+    try:
+        yield evaluate_many, workers
+    finally:
+        executor.shutdown(cancel_futures=True)
+
+
 def run(task: PruneTask) -> PruneResult:
     """The GA as a pruning method: fitness = the config's ``metric`` on the validation
     subset after the shared short training (:func:`score_mask`)."""
@@ -555,50 +594,21 @@ def run(task: PruneTask) -> PruneResult:
     n_layers, n_heads = saved_layout(task.model_dir)
     n_prune = n_pruned(n_layers * n_heads, task.rate)
     store = CheckpointStore(Path(task.workdir) / "ga_checkpoint.json") if task.workdir is not None else None
-    workers = params.workers
 
     def fitness(mask: np.ndarray) -> float:
         return float(score_mask(task, mask)[task.metric])
 
-    executor = None
-    evaluate_many = None
-    if workers > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        import torch
-
-        ctx = mp.get_context("spawn")
-        devices = None
-        gpus = worker_devices(task.device, workers, torch.cuda.device_count() if torch.cuda.is_available() else 0)
-        if gpus is not None:
-            workers = len(gpus)
-            # the search hands the pool `workers` masks at a time: as many as there are GPUs
-            params = replace(params, workers=workers)
-            devices = ctx.Queue()
-            for d in gpus:
-                devices.put(d)
-        threads = max(1, int(task.threads) // workers)
-        # a worker that dies (killed, out of memory) fails the job (BrokenProcessPool);
-        # multiprocessing.Pool would start another and wait for its result forever
-        executor = ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_worker_init, initargs=(task, threads, devices)
+    with worker_pool(task, params.workers, _worker_score) as (evaluate_many, workers):
+        params = replace(params, workers=workers)  # a generation goes to the pool in chunks of this size
+        log.info(
+            "GA: %dx%d heads, prune %d, %s, %d worker(s), fitness %s",
+            n_layers,
+            n_heads,
+            n_prune,
+            params,
+            workers,
+            task.metric,
         )
-
-        def evaluate_many(masks: list[np.ndarray]) -> list[float]:
-            with _main_file_hidden():  # workers start on the first masks submitted
-                return list(executor.map(_worker_score, masks))
-
-    log.info(
-        "GA: %dx%d heads, prune %d, %s, %d worker(s), fitness %s",
-        n_layers,
-        n_heads,
-        n_prune,
-        params,
-        workers,
-        task.metric,
-    )
-    try:
         result = search(
             n_layers,
             n_heads,
@@ -610,9 +620,6 @@ def run(task: PruneTask) -> PruneResult:
             evaluate_many=evaluate_many,
             progress=task.progress,
         )
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
     return PruneResult(
         head_keep=result.best_mask,
         unit="heads",

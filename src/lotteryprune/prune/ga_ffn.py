@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -318,20 +318,6 @@ def run(task: PruneTask) -> PruneResult:
         heads, neurons = genome.decode(bits)
         return float(score_mask(task, heads, neuron_keep=neurons)[task.metric])
 
-    pool = None
-    evaluate_many = None
-    workers = params.workers
-    if workers > 1:  # processes sharing the job's cores (one GPU each is ga.run's business)
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        pool = ctx.Pool(
-            workers, initializer=ga._worker_init, initargs=(task, max(1, int(task.threads) // workers), None)
-        )
-
-        def evaluate_many(batch: list[np.ndarray]) -> list[float]:
-            return pool.map(_worker_score, [genome.decode(b) for b in batch], chunksize=1)
-
     log.info(
         "GA-FFN: %d genes (%d heads + %d neuron groups), budget %.4g of %.4g encoder FLOPs (%.1f%% removed), %s",
         genome.length,
@@ -342,7 +328,9 @@ def run(task: PruneTask) -> PruneResult:
         task.rate,
         params,
     )
-    try:
+    with ga.worker_pool(task, params.workers, _worker_score) as (pool_many, workers):
+        params = replace(params, workers=workers)
+        evaluate_many = None if pool_many is None else (lambda batch: pool_many([genome.decode(b) for b in batch]))
         result = ga.evolve(
             (1, genome.length),
             ops.operators(),
@@ -354,10 +342,6 @@ def run(task: PruneTask) -> PruneResult:
             evaluate_many=evaluate_many,
             progress=task.progress,
         )
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
     heads, neurons = genome.decode(result.best_mask)
     kept, full = genome.costs.encoder(heads, neurons), genome.costs.full_encoder
     return PruneResult(
