@@ -76,6 +76,27 @@ def train_cfg(**overrides):
     return TrainConfig.from_section(values, name="test", **job)
 
 
+def prune_task(tiny, rate, params, *, seed=0, valid=8, **train):
+    """A PruneTask on a tiny corpus ``(model dir, texts, labels)``: the first ``valid`` texts
+    are the validation subset, ``train`` overrides the short training's recipe."""
+    from lotteryprune.prune import PruneTask
+
+    d, texts, labels = tiny
+    return PruneTask(
+        str(d),
+        texts,
+        labels,
+        texts[:valid],
+        labels[:valid],
+        rate,
+        train_cfg(**{"batch_size": 8, **train, "seed": seed}),
+        params=params,
+        seed=seed,
+        metric="macro_f1",
+        progress=False,
+    )
+
+
 GA_PARAMS = {
     "population": 4,
     "generations": 2,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import train_cfg
+from conftest import prune_task
 from lotteryprune.model.heads import n_pruned
 from lotteryprune.model.sources import load_classifier
-from lotteryprune.prune import PruneTask, magnitude, run_method
+from lotteryprune.prune import magnitude, run_method
 from lotteryprune.prune.magnitude import schedule
 
 # the encoder's attention and feed-forward matrices, named independently of prunable_linears
@@ -28,21 +28,8 @@ def tiny(tiny_corpus):
 
 
 def _task(tiny, rate, seed=0, **params):
-    d, texts, labels = tiny
     p = {"step_rate": 25, "dense_epochs": 0.5, "epochs_per_step": 0.5, **params}
-    return PruneTask(
-        str(d),
-        texts,
-        labels,
-        texts[:8],
-        labels[:8],
-        rate,
-        train_cfg(epochs=1, batch_size=8, seed=seed),
-        params=p,
-        seed=seed,
-        metric="macro_f1",
-        progress=False,
-    )
+    return prune_task(tiny, rate, p, seed=seed, epochs=1)
 
 
 def _encoder_matrices(model) -> dict[str, np.ndarray]:

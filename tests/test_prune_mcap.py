@@ -11,11 +11,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import train_cfg
+from conftest import prune_task
 from lotteryprune.model.batching import encode
 from lotteryprune.model.heads import n_pruned
 from lotteryprune.model.sources import load_classifier, load_tokenizer
-from lotteryprune.prune import PruneTask, run_method
+from lotteryprune.prune import run_method
 from lotteryprune.prune.mcap import (
     PATTERNS,
     MapCNN,
@@ -40,21 +40,7 @@ def tiny(tiny_corpus):
 
 
 def _task(tiny, rate=50, seed=0, **params):
-    d, texts, labels = tiny
-    p = {**DEFAULT, "episodes": 6, "k": 12, "pattern_steps": 5, **params}
-    return PruneTask(
-        str(d),
-        texts,
-        labels,
-        texts[:8],
-        labels[:8],
-        rate,
-        train_cfg(batch_size=8, seed=seed),
-        params=p,
-        seed=seed,
-        metric="macro_f1",
-        progress=False,
-    )
+    return prune_task(tiny, rate, {**DEFAULT, "episodes": 6, "k": 12, "pattern_steps": 5, **params}, seed=seed)
 
 
 def test_relative_distance_distributions_and_kl():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from conftest import train_cfg
+from conftest import prune_task, train_cfg
 from lotteryprune.model.heads import n_pruned, prunable_linears
 from lotteryprune.model.sources import load_classifier
 from lotteryprune.prune import PruneTask, run_method
@@ -26,21 +26,7 @@ def tiny(tiny_corpus):
 
 
 def _task(tiny, rate=50, seed=0, **params):
-    d, texts, labels = tiny
-    p = {**PARAMS, **params}
-    return PruneTask(
-        str(d),
-        texts,
-        labels,
-        texts[:8],
-        labels[:8],
-        rate,
-        train_cfg(epochs=2, batch_size=8, seed=seed),
-        params=p,
-        seed=seed,
-        metric="macro_f1",
-        progress=False,
-    )
+    return prune_task(tiny, rate, {**PARAMS, **params}, seed=seed, epochs=2)
 
 
 class OfficialSeven:
