@@ -22,6 +22,7 @@ rule compress:
     conda:
         "../envs/torch.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=8000,
         runtime=240,

@@ -16,6 +16,8 @@ rule embed:
     conda:
         "../envs/torch.yaml"
     threads: 2
+    # K-means selections feed GA searches and fine-tuning: before the independent prune jobs
+    priority: 5
     resources:
         mem_mb=8000,
         runtime=120,
@@ -40,6 +42,7 @@ rule select:
     conda:
         "../envs/data.yaml"
     threads: 1
+    priority: 5
     resources:
         mem_mb=8000,
         runtime=120,

@@ -22,6 +22,8 @@ rule zeroshot:
     conda:
         "../envs/torch.yaml"
     threads: 4
+    # the head of the longest chain (0-shot -> compression -> augmented fine-tuning): start it first
+    priority: 10
     resources:
         mem_mb=8000,
         runtime=720,
@@ -53,6 +55,7 @@ rule zeroshot_calibrate:
     conda:
         "../envs/torch.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=8000,
         runtime=30,
