@@ -21,12 +21,12 @@ Prints a Markdown table for README.md.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from lotteryprune.config import load_config
 
@@ -198,30 +198,33 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     rates = dict(MEASURED)
-    if args.measure or rates["train_samples_per_s"] is None:
+    if args.measure:
         rates["train_samples_per_s"] = measure_training()
     config = load_config(*args.config)
     rows = work(config)
     tweet = bert_base_flops(TWEET_TOKENS)
-    cpu_flops_train = rates["train_samples_per_s"] * 3 * tweet  # effective FLOP/s of training here
+    train_rate = rates["train_samples_per_s"]  # None: not measured (--measure), no CPU column for training
+    cpu_flops_train = None if train_rate is None else train_rate * 3 * tweet  # effective FLOP/s of training here
     cpu_flops_nsp = rates["nsp_pairs_per_s"] * bert_base_flops(TWEET_TOKENS + HYPOTHESIS_TOKENS)
     print(
-        f"measured here: NSP {rates['nsp_pairs_per_s']:.0f} pairs/s, training {rates['train_samples_per_s']:.1f} "
-        f"samples/s (bert-base shape, {args.threads} threads); GPU at {args.gpu_tflops:.0f} TFLOP/s sustained (assumed)\n"
+        f"measured here: NSP {rates['nsp_pairs_per_s']:.0f} pairs/s, training "
+        + ("not measured (--measure)" if train_rate is None else f"{train_rate:.1f} samples/s")
+        + f" (bert-base shape, {args.threads} threads); GPU at {args.gpu_tflops:.0f} TFLOP/s sustained (assumed)\n"
     )
     print("| stage (paper config) | work | PFLOP | here, 2 CPU cores (days) | GPU-hours (assumed rate) |")
     print("| --- | --- | --- | --- | --- |")
     total = 0.0
     for row in rows:
-        cpu = row["flops"] / (cpu_flops_nsp if "pairs" in row else cpu_flops_train) / 86400
+        rate = cpu_flops_nsp if "pairs" in row else cpu_flops_train
+        cpu = "-" if rate is None else f"{row['flops'] / rate / 86400:,.0f}"
         gpu = row["flops"] / (args.gpu_tflops * 1e12) / 3600
         total += gpu
-        print(f"| {row['stage']} | {row['units']} | {row['flops'] / 1e15:,.0f} | {cpu:,.0f} | {gpu:,.1f} |")
+        print(f"| {row['stage']} | {row['units']} | {row['flops'] / 1e15:,.0f} | {cpu} | {gpu:,.1f} |")
     print(f"| total | | | | {total:,.0f} |")
-    jobs = yaml.safe_load(
-        (ROOT / "profiles/slurm/config.yaml").read_text().split("__definitions__")[0].replace("__use_yte__: true", "")
+    jobs = re.search(r"^jobs:\s*(\d+)", (ROOT / "profiles/slurm/config.yaml").read_text(), re.MULTILINE)
+    print(
+        f"\nprofiles/slurm submits at most {jobs.group(1) if jobs else '?'} jobs at once; each model job asks for its GPU(s)."
     )
-    print(f"\nprofiles/slurm submits at most {jobs.get('jobs')} jobs at once; each model job asks for its GPU(s).")
     np.set_printoptions(precision=3)
 
 
