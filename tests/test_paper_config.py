@@ -355,11 +355,14 @@ def test_tables_and_claims_cover_every_method_rate_and_seed(paper_run):
     t5 = pd.read_csv(results / "table5.csv")
     measured = t5[t5["source"] == "measured"]
     assert set(measured["method"]) == set(PAPER["prune"]["methods"])
-    assert set(measured.loc[measured["method"] == "ga", "augmentation"]) == set(PAPER["finetune"]["augmentations"])
+    # every augmentation at every rate; Table 4's other compressions (GA at 70%) add rows of their own
+    assert set(measured.loc[measured["method"] == "ga", "augmentation"]) >= set(PAPER["finetune"]["augmentations"])
     assert set(measured["data"]) == {"sentiment140"}
     for _, row in measured.iterrows():
-        counts = dict(item.split(":") for item in str(row["runs"]).split())
-        assert sorted(int(r) for r in counts) == sorted(PAPER["prune"]["rates"]), row["method"]
+        counts = dict(item.replace("%", "").split(":") for item in str(row["runs"]).split())  # "10%:2 20%:2 ..."
+        table4_only = row["augmentation"] not in PAPER["finetune"]["augmentations"]
+        expected_rates = [PAPER["report"]["reference_rate"]] if table4_only else PAPER["prune"]["rates"]
+        assert sorted(int(r) for r in counts) == sorted(expected_rates), (row["method"], row["augmentation"])
         runs = PAPER["prune"]["random"]["draws"] if row["method"] == "random" else len(toy["prune"]["seeds"])
         assert set(counts.values()) == {str(runs)}, (row["method"], row["runs"])
     for table in ("table4.csv", "table5.csv", "table6.csv"):
@@ -438,7 +441,8 @@ def test_saved_models_reload_and_give_the_recorded_predictions(paper_run):
     toy = yaml.safe_load((workdir / "config" / "toy.yaml").read_text())
     cell = workdir / "results" / "finetune" / "ga" / PAPER["select"]["default"] / "95" / "none"
     pairs = [f"seed{s}-{f}" for s, f in zip(toy["prune"]["seeds"], toy["finetune"]["seeds"])]
-    assert sorted(p.name for p in (cell / "models").iterdir()) == sorted(pairs)
+    # (Snakemake keeps a .snakemake_timestamp in a directory output)
+    assert sorted(p.name for p in (cell / "models").iterdir() if not p.name.startswith(".")) == sorted(pairs)
     predictions = pd.read_parquet(cell / "predictions.parquet")
     split = pd.read_parquet(workdir / "results" / "data" / "split.parquet")
     test = split[split["split"] == "test"]
@@ -452,7 +456,7 @@ def test_saved_models_reload_and_give_the_recorded_predictions(paper_run):
         load_tokenizer(model_dir),
         test["text"].tolist(),
         max_length=PAPER["model"]["max_length"],
-        dtype=PAPER["dtype"],
+        dtype=_merged(PAPER)["dtype"],
     )
     run = predictions[(predictions["search_seed"] == search_seed) & (predictions["finetune_seed"] == finetune_seed)]
     assert run["id"].tolist() == test["id"].astype(str).tolist()
