@@ -19,10 +19,10 @@ rule compress:
         "results/benchmarks/compress/{compressor}.tsv"
     wildcard_constraints:
         compressor="|".join(config["compress"]["methods"]),
+    priority: 10
     conda:
         "../envs/torch.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=8000,
         runtime=240,

@@ -13,11 +13,11 @@ rule embed:
         "results/select/train_embeddings.log",
     benchmark:
         "results/benchmarks/embed/embed.tsv"
+    # K-means selections feed GA searches and fine-tuning: before the independent prune jobs
+    priority: 5
     conda:
         "../envs/torch.yaml"
     threads: 2
-    # K-means selections feed GA searches and fine-tuning: before the independent prune jobs
-    priority: 5
     resources:
         mem_mb=8000,
         runtime=120,
@@ -39,10 +39,10 @@ rule select:
         "results/select/{selector}-{selection_rate}/select.log",
     benchmark:
         "results/benchmarks/select/{selector}-{selection_rate}.tsv"
+    priority: 5
     conda:
         "../envs/data.yaml"
     threads: 1
-    priority: 5
     resources:
         mem_mb=8000,
         runtime=120,

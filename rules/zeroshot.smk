@@ -19,11 +19,11 @@ rule zeroshot:
         "results/benchmarks/zeroshot/{dataset}.tsv"
     wildcard_constraints:
         dataset="labelled|extra",
+    # the head of the longest chain (0-shot -> compression -> augmented fine-tuning): start it first
+    priority: 10
     conda:
         "../envs/torch.yaml"
     threads: 4
-    # the head of the longest chain (0-shot -> compression -> augmented fine-tuning): start it first
-    priority: 10
     resources:
         mem_mb=8000,
         runtime=720,
@@ -52,10 +52,10 @@ rule zeroshot_calibrate:
         "results/zeroshot/calibration.log",
     benchmark:
         "results/benchmarks/zeroshot/calibrate.tsv"
+    priority: 10
     conda:
         "../envs/torch.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=8000,
         runtime=30,

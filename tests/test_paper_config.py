@@ -230,6 +230,7 @@ def sources(tmp_path_factory):
 
 
 def _workdir(dest: Path, sources: dict) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     for name in COPY:
         src = ROOT / name
         if src.is_dir():

@@ -280,7 +280,8 @@ def test_killed_finetune_job_leaves_nothing_complete_and_saved_models_reload(com
     from lotteryprune.model.sources import load_classifier, load_tokenizer
     from lotteryprune.model.training import predict_logits
 
-    overlay = _overlay(completed, "save.yaml", {"finetune": {"save_model": True}})
+    # 4 seeds: after the first model is saved, 3 more runs train, a window wide enough to kill in
+    overlay = _overlay(completed, "save.yaml", {"finetune": {"save_model": True, "seeds": [0, 1, 2, 3]}})
     cell = completed / "results" / "finetune" / "unpruned" / "none"
     target = str((cell / "metrics.json").relative_to(completed))
     staged = cell / "models.partial"
@@ -293,7 +294,7 @@ def test_killed_finetune_job_leaves_nothing_complete_and_saved_models_reload(com
     predictions = pd.read_parquet(cell / "predictions.parquet")
     split = pd.read_parquet(completed / "results" / "data" / "split.parquet")
     test = split[split["split"] == "test"]
-    saved = sorted((cell / "models").iterdir())
+    saved = sorted(p for p in (cell / "models").iterdir() if not p.name.startswith("."))  # not .snakemake_timestamp
     assert [p.name for p in saved] == [f"seed{r['search_seed']}-{r['finetune_seed']}" for r in metrics["runs"]]
     torch.set_num_threads(1)
     for run, path in zip(metrics["runs"], saved):
