@@ -22,7 +22,7 @@ from ..model import attention
 from ..model.batching import collate, encode, length_sorted_batches
 from ..model.heads import gated, head_layout, layers_of, n_pruned, random_keep_mask, saved_layout
 from ..model.sources import load_classifier, load_tokenizer
-from ..model.training import attention_for_training, train
+from ..model.training import attention_for_training
 from .task import PruneResult, PruneTask
 
 log = logging.getLogger(__name__)
@@ -124,11 +124,9 @@ def run_magnitude_heads(task: PruneTask) -> PruneResult:
         if s < steps:  # the final fine-tuning is the caller's (score_mask)
             gates = torch.as_tensor(keep, dtype=torch.float32, device=task.device)
             with gated(model, gates):
-                stats = train(
+                stats = task.train_on_sample(
                     model,
                     tokenizer,
-                    task.train_texts,
-                    task.train_labels,
                     replace(step_cfg, seed=step_cfg.seed + s),
                     progress=task.progress,
                     desc=f"magnitude {s}/{steps}",
@@ -191,11 +189,9 @@ def run_importance(task: PruneTask) -> PruneResult:
     model, tokenizer = _load(task)
     train_seconds = 0.0
     if task.params["finetune"]:
-        train_seconds = train(
+        train_seconds = task.train_on_sample(
             model,
             tokenizer,
-            task.train_texts,
-            task.train_labels,
             task.train_cfg,
             progress=task.progress,
             desc="importance fine-tune",

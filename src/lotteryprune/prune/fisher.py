@@ -62,7 +62,7 @@ from ..model.batching import collate, encode, length_sorted_batches
 from ..model.cost import UnitCosts
 from ..model.heads import gated, layers_of, n_pruned
 from ..model.sources import load_classifier, load_tokenizer
-from ..model.training import attention_for_training, evaluate, train
+from ..model.training import attention_for_training, evaluate
 from .task import PruneResult, PruneTask
 
 log = logging.getLogger(__name__)
@@ -556,11 +556,9 @@ def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
     L, H, F = config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
     costs = UnitCosts.of(config, p.seq_len)
     if p.finetune:
-        train(
+        task.train_on_sample(
             model,
             tokenizer,
-            task.train_texts,
-            task.train_labels,
             task.train_cfg,
             progress=task.progress,
             desc="fisher fine-tune",

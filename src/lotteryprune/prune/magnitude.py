@@ -43,7 +43,7 @@ import torch
 
 from ..model.heads import head_layout, n_pruned, prunable_linears
 from ..model.sources import load_classifier, load_tokenizer
-from ..model.training import attention_for_training, evaluate, train
+from ..model.training import attention_for_training, evaluate
 from .seven import global_keep_masks
 from .task import PruneResult, PruneTask
 
@@ -86,11 +86,9 @@ def run(task: PruneTask) -> PruneResult:
         if epochs <= 0:
             return 0.0
         cfg = replace(task.train_cfg, epochs=epochs, seed=task.train_cfg.seed + seed_offset)
-        return train(
+        return task.train_on_sample(
             model,
             tokenizer,
-            task.train_texts,
-            task.train_labels,
             cfg,
             weight_masks=masks,
             progress=task.progress,

@@ -12,7 +12,7 @@ import torch
 
 from ..model.heads import prune_structure
 from ..model.sources import load_classifier, load_tokenizer
-from ..model.training import TrainConfig, attention_for_training, evaluate, train
+from ..model.training import TrainConfig, attention_for_training, evaluate
 from .task import PruneTask
 
 
@@ -36,7 +36,7 @@ def score_mask(
     prune_structure(model, head_keep, neuron_keep)
     model.to(task.device)
     tokenizer = load_tokenizer(task.model_dir)
-    stats = train(model, tokenizer, task.train_texts, task.train_labels, cfg, weight_masks=weight_masks, progress=False)
+    stats = task.train_on_sample(model, tokenizer, cfg, weight_masks=weight_masks, progress=False)
     metrics = evaluate(
         model, tokenizer, task.valid_texts, task.valid_labels, max_length=cfg.max_length, dtype=cfg.dtype
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..model.training import TrainConfig
+from ..model.training import TrainConfig, train
 
 
 @dataclass
@@ -35,6 +35,11 @@ class PruneTask:
     device: str = "cpu"
     threads: int = 1
     progress: bool = True
+
+    def train_on_sample(self, model, tokenizer, cfg, **kwargs) -> dict:
+        """Train ``model`` on the lottery sample (the task's train texts and labels) with
+        ``cfg``: the one training every method's search and the shared scoring run."""
+        return train(model, tokenizer, self.train_texts, self.train_labels, cfg, **kwargs)
 
 
 @dataclass
