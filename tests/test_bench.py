@@ -15,6 +15,9 @@ def test_bench_reports_speedups_and_sizes(tiny_model_dir):
     # the ratios are what the timings and the FLOP counts say, not just "above zero"
     assert r["measured_speedup"] == np.median(r["unpruned_ms"]) / np.median(r["pruned_ms"])
     assert r["flop_speedup"] == r["unpruned"]["flops"] / r["pruned"]["flops"]
+    low, high = r["measured_speedup_ci"]
+    assert low <= r["measured_speedup"] <= high
+    assert r["realised_ci"] == [(x - 1) / (r["flop_speedup"] - 1) for x in (low, high)]
     # tiny:3x4 (hidden 32, 4 heads of 8, FFN 64) at seq 8: 8 heads x (8*8*32*8 + 4*8*8*8) / 2
     # per kept head and two full FFNs; the pruned model keeps 5 heads and 2 FFNs of 3
     h, d, ffn, s = 32, 8, 64, 8
@@ -49,3 +52,17 @@ def test_allocator_tuning_applies_on_glibc_and_can_be_turned_off():
         pytest.skip("mallopt is glibc's")
     assert _tuned_in_subprocess(None) == "True"
     assert _tuned_in_subprocess("default") == "False"
+
+
+def test_speedup_interval_covers_the_true_ratio_and_narrows_with_less_noise():
+    """Latencies drawn around 100 ms (unpruned) and 80 ms (pruned): the interval holds 1.25,
+    and shrinks when the noise does."""
+    rng = np.random.default_rng(0)
+    noisy = bench.speedup_interval(
+        100 * (1 + 0.08 * rng.standard_normal(24)), 80 * (1 + 0.08 * rng.standard_normal(24))
+    )
+    quiet = bench.speedup_interval(
+        100 * (1 + 0.01 * rng.standard_normal(24)), 80 * (1 + 0.01 * rng.standard_normal(24))
+    )
+    assert noisy[0] < 1.25 < noisy[1] and quiet[0] < 1.25 < quiet[1]
+    assert quiet[1] - quiet[0] < (noisy[1] - noisy[0]) / 3

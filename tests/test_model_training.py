@@ -29,6 +29,38 @@ def test_same_seed_same_weights(tiny_model_dir):
     assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
 
 
+def test_training_only_the_used_embedding_rows_gives_dense_adamw_weights(tiny_model_dir, monkeypatch):
+    """The optimiser sees only the word-embedding rows the texts use; every weight, the
+    untouched rows (decayed as AdamW decays a zero-gradient row) included, equals dense AdamW."""
+    subset, _ = _train(tiny_model_dir, 5)
+    monkeypatch.setattr(training, "_row_subset", lambda *a, **k: None)
+    dense, _ = _train(tiny_model_dir, 5)
+    pretrained = load_classifier(tiny_model_dir, seed=5)
+    assert type(subset.get_input_embeddings()) is torch.nn.Embedding  # the layer is back
+    names = [n for n, _ in subset.named_parameters()]
+    assert names == [n for n, _ in dense.named_parameters()]
+    for (name, a), (_, b) in zip(subset.named_parameters(), dense.named_parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
+    word = "bert.embeddings.word_embeddings.weight"
+    used = {i for ids in load_tokenizer(tiny_model_dir)(TEXTS)["input_ids"] for i in ids}
+    unused = [i for i in range(subset.config.vocab_size) if i not in used and i != subset.config.pad_token_id]
+    before, after = dict(pretrained.named_parameters())[word][unused], dict(subset.named_parameters())[word][unused]
+    # decayed, not trained: each untouched row is the pretrained row times one common factor < 1
+    factor = (after / before)[before.abs() > 1e-3]
+    assert 0.99 < factor.min() <= factor.max() < 1.0 and factor.max() - factor.min() < 1e-5
+
+
+def test_row_subset_is_not_used_where_every_gradient_is_read(tiny_model_dir):
+    model = load_classifier(tiny_model_dir)
+    tok = load_tokenizer(tiny_model_dir)
+    ids = tok(TEXTS)["input_ids"]
+    assert training._row_subset(model, ids, tok, None, None) is not None
+    assert training._row_subset(model, ids, tok, None, lambda step, total: None) is None  # SEVEN's hook
+    assert training._row_subset(model, ids, tok, {"x": torch.ones(1)}, None) is None  # weight masks
+    model.get_input_embeddings().weight.requires_grad_(False)
+    assert training._row_subset(model, ids, tok, None, None) is None
+
+
 def test_weight_masks_stay_zero_through_training(tiny_model_dir):
     model = load_classifier(tiny_model_dir)
     name = "bert.encoder.layer.0.attention.self.query.weight"

@@ -193,9 +193,9 @@ def _kill_when(
     Returns True if the kill landed before the job finished.
     """
     cmd = [SNAKEMAKE, "--cores", "1", target, "--configfile", *config]
-    proc = subprocess.Popen(
-        cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    log = workdir / f"kill-{Path(target).name}.log"  # why snakemake ended, when it ends before the kill
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -206,6 +206,7 @@ def _kill_when(
                 _snakemake(workdir, "--unlock")
                 return not (workdir / target).exists()
             if proc.poll() is not None:
+                print(f"snakemake ended (rc {proc.returncode}) before the kill point:\n{log.read_text()[-3000:]}")
                 return False
             time.sleep(0.02)
         raise AssertionError(f"{target}: never reached the kill point")

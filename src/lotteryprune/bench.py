@@ -87,10 +87,25 @@ def _pruned(
     return pruned.to(device).eval()
 
 
+REALISED_RESAMPLES = 2000
+
+
+def speedup_interval(base_t, pruned_t, *, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the measured speed-up (median unpruned / median pruned
+    latency), resampling the interleaved pairs of repeats together."""
+    base_t, pruned_t = np.asarray(base_t), np.asarray(pruned_t)
+    idx = np.random.default_rng(seed).integers(0, len(base_t), size=(REALISED_RESAMPLES, len(base_t)))
+    ratios = np.median(base_t[idx], axis=1) / np.median(pruned_t[idx], axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def _record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, *, seq_len: int, neuron_keep=None) -> dict:
     t0, t1 = statistics.median(base_t), statistics.median(pruned_t)
     f0, f1 = forward_flops(base, seq_len), forward_flops(pruned, seq_len)
     measured, predicted = t0 / t1, f0 / f1
+    low, high = speedup_interval(base_t, pruned_t)
     nonzero = sum(int((p != 0).sum()) for p in pruned.parameters())
     keep_mask = np.asarray(keep_mask, dtype=bool)
     return {
@@ -113,7 +128,10 @@ def _record(base, pruned, keep_mask, weight_masks, base_t, pruned_t, *, seq_len:
         "pruned": {"latency_s": t1, "params": count_params(pruned), "nonzero_params": nonzero, "flops": f1},
         "measured_speedup": measured,
         "flop_speedup": predicted,
+        "measured_speedup_ci": [low, high],
+        # (measured - 1) / (FLOP-predicted - 1), with the interval the timing noise allows
         "realised": (measured - 1) / (predicted - 1) if predicted > 1 + 1e-9 else None,
+        "realised_ci": [(low - 1) / (predicted - 1), (high - 1) / (predicted - 1)] if predicted > 1 + 1e-9 else None,
         "unpruned_ms": [x * 1e3 for x in base_t],
         "pruned_ms": [x * 1e3 for x in pruned_t],
     }

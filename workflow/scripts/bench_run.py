@@ -22,12 +22,14 @@ entries = []
 for (rate, seed), record in timed.items():
     entries.append({"rate": rate, "seed": seed, "unit": units[rate], **record})
     log.info(
-        "%s%% seed %d: measured speed-up %.3f, FLOP speed-up %.3f, realised %s",
+        "%s%% seed %d: measured speed-up %.3f [%.3f, %.3f], FLOP speed-up %.3f, realised %s %s",
         rate,
         seed,
         record["measured_speedup"],
+        *record["measured_speedup_ci"],
         record["flop_speedup"],
         record["realised"],
+        record["realised_ci"],
     )
 io.write_json(
     snakemake.output.json,
