@@ -25,3 +25,4 @@ rule all:
         rules.figures.output,
         "results/table2.csv",
         "results/figures/selection_umap.png",
+        saved_model_dirs(),

@@ -7,6 +7,8 @@ min_version("9.0")
 
 validate(config, schema="../config/schema.yaml")
 
+from pathlib import Path
+
 from lotteryprune.config import method_params as section_params  # torch-free
 from lotteryprune.config import check_config, configfile_order, format_rate, runs
 
@@ -123,6 +125,15 @@ def all_finetune_cells():
     return sorted(
         set(reference_cells() + figure7_cells() + table4_cells() + table6_cells())
     )
+
+
+def saved_model_dirs():
+    """With finetune.save_model, every cell's models directory: a target of rule all, so that
+    turning the key on saves the models of cells whose metrics already exist (Snakemake reruns
+    a job for a missing output only when something asks for that output)."""
+    if not config["finetune"]["save_model"]:
+        return []
+    return [str(Path(cell).parent / "models") for cell in all_finetune_cells()]
 
 
 # --------------------------------------------------------------------------- input functions
