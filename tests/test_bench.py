@@ -1,7 +1,6 @@
 """The benchmark compares pruned and unpruned in one process, with the allocator it sets up."""
 
 import numpy as np
-import torch
 
 from lotteryprune import bench
 
@@ -67,25 +66,3 @@ def test_speedup_interval_covers_the_true_ratio_and_narrows_with_less_noise():
     )
     assert noisy[0] < 1.25 < noisy[1] and quiet[0] < 1.25 < quiet[1]
     assert quiet[1] - quiet[0] < (noisy[1] - noisy[0]) / 3
-
-
-def test_masks_take_turns_so_a_slow_stretch_is_shared(monkeypatch):
-    """After warm-up, every round times one (unpruned, pruned) pair of each model, the order
-    within a pair alternating by round; a machine slowdown during round 2 then shows in every
-    model's timings, not in one model's."""
-    calls = []
-    clock = iter(range(10**6))
-
-    def fake(model, batch):
-        calls.append(model)
-        return 10.0 if next(clock) in range(8 + 6, 8 + 12) else 1.0  # the second round (after 8 warm-up calls) is slow
-
-    monkeypatch.setattr(bench, "_time_once", fake)
-    base, models = "base", ["a", "b", "c"]
-    timings = bench._timed_pairs(base, models, None, warmup=2, repeats=4, dtype=torch.float32)
-    assert calls[:8] == ["base", "a", "b", "c"] * 2  # warm-up
-    rounds = calls[8:]
-    assert rounds[:6] == ["base", "a", "base", "b", "base", "c"]
-    assert rounds[6:12] == ["a", "base", "b", "base", "c", "base"]
-    assert all(len(b) == len(p) == 4 for b, p in timings)
-    assert [sorted(b + p).count(10.0) for b, p in timings] == [2, 2, 2]

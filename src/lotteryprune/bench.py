@@ -3,8 +3,7 @@
 Both models live in one process and see the same inputs at the same batch size; timings
 interleave the two after warm-up, alternating which goes first (unpruned, pruned, pruned,
 unpruned, ...), so drift in machine load and cache state hits both alike, and the median of
-the repeats is reported. Several pruned models (one method's masks) take turns, one pair
-each per round, so a slow stretch of the machine is shared by all of them. The command line first tunes glibc's allocator
+the repeats is reported. The command line first tunes glibc's allocator
 (:func:`lotteryprune.runtime.keep_freed_memory`, as every workflow script does); without
 it each forward pass page-faults its activations in afresh, which costs the unpruned and
 the pruned model about the same time and so hides part of the pruned model's gain.
@@ -52,34 +51,26 @@ def _time_once(model, batch) -> float:
     return time.perf_counter() - start
 
 
-def _timed_pairs(
-    base, pruned: list, batch, *, warmup: int, repeats: int, dtype: torch.dtype
-) -> list[tuple[list[float], list[float]]]:
-    """Per pruned model, latencies (s) of ``repeats`` forward passes of it and of ``base``,
-    in adjacent pairs that alternate which goes first. The models take turns, one pair each
-    per round, so every model's repeats are spread over the whole measurement and a drift in
-    machine speed (measured: two masks of identical shapes timed one after the other differed
-    by 12%) falls on all of them alike instead of on whichever was timed during it."""
+def _timed_pair(
+    base, pruned, batch, *, warmup: int, repeats: int, dtype: torch.dtype
+) -> tuple[list[float], list[float]]:
+    """Latencies (s) of ``repeats`` forward passes of each model, interleaved after warm-up,
+    alternating which goes first (unpruned, pruned, pruned, unpruned, ...)."""
     autocast = (
         contextlib.nullcontext()
         if dtype == torch.float32
         else torch.autocast(next(base.parameters()).device.type, dtype=dtype)
     )
-    out = [([], []) for _ in pruned]
     with autocast:
         for _ in range(warmup):
             _time_once(base, batch)
-            for model in pruned:
-                _time_once(model, batch)
+            _time_once(pruned, batch)
+        base_t, pruned_t = [], []
+        pair = ((base, base_t), (pruned, pruned_t))
         for i in range(repeats):
-            for model, (base_t, pruned_t) in zip(pruned, out):
-                pair = ((base, base_t), (model, pruned_t))
-                for m, times in pair[:: -1 if i % 2 else 1]:
-                    times.append(_time_once(m, batch))
-    return out
-
-
-ROUND_ROBIN_MODELS = 12  # pruned models held and timed in turn at once (one method's 3 rates x 3 seeds)
+            for model, times in pair[:: -1 if i % 2 else 1]:
+                times.append(_time_once(model, batch))
+    return base_t, pruned_t
 
 
 def _pruned(
@@ -188,31 +179,27 @@ def compare_masks(
 ) -> dict:
     """:func:`compare` for several masks (label -> (keep-mask, weight masks[, neuron
     keep-mask]), e.g. :class:`lotteryprune.model.heads.Masks`) against one unpruned model
-    loaded once; the pruned models take turns, each paired with it (:func:`_timed_pairs`)."""
+    loaded once; each pruned model is timed interleaved with it."""
     base = load_classifier(model_dir, seed=seed).to(device).eval()
     precision = inference_dtype(dtype, device)
     batch = {k: v.to(device) for k, v in _inputs(base.config.vocab_size, batch_size, seq_len, seed).items()}
-    entries = {label: as_masks(entry) for label, entry in masks.items()}
-    labels = list(entries)
     out = {}
-    for first in range(0, len(labels), ROUND_ROBIN_MODELS):  # bounded memory (paper scale: 30 masks)
-        group = labels[first : first + ROUND_ROBIN_MODELS]
-        models = [_pruned(model_dir, *entries[label][:2], seed, device, entries[label][2]) for label in group]
-        timings = _timed_pairs(base, models, batch, warmup=warmup, repeats=repeats, dtype=precision)
-        for label, model, (base_t, pruned_t) in zip(group, models, timings):
-            keep_mask, weight_masks, neuron_keep = entries[label]
-            out[label] = {
-                "batch_size": batch_size,
-                "seq_len": seq_len,
-                "repeats": repeats,
-                "device": str(device),
-                "dtype": str(precision).removeprefix("torch."),
-                "threads": torch.get_num_threads(),
-                **_record(
-                    base, model, keep_mask, weight_masks, base_t, pruned_t, seq_len=seq_len, neuron_keep=neuron_keep
-                ),
-            }
-        del models
+    for label, entry in masks.items():
+        keep_mask, weight_masks, neuron_keep = as_masks(entry)
+        pruned = _pruned(model_dir, keep_mask, weight_masks, seed, device, neuron_keep)
+        base_t, pruned_t = _timed_pair(base, pruned, batch, warmup=warmup, repeats=repeats, dtype=precision)
+        out[label] = {
+            "batch_size": batch_size,
+            "seq_len": seq_len,
+            "repeats": repeats,
+            "device": str(device),
+            "dtype": str(precision).removeprefix("torch."),
+            "threads": torch.get_num_threads(),
+            **_record(
+                base, pruned, keep_mask, weight_masks, base_t, pruned_t, seq_len=seq_len, neuron_keep=neuron_keep
+            ),
+        }
+        del pruned
     return out
 
 
