@@ -57,6 +57,9 @@ def test_row_subset_is_not_used_where_every_gradient_is_read(tiny_model_dir):
     assert training._row_subset(model, ids, tok, None, None) is not None
     assert training._row_subset(model, ids, tok, None, lambda step, total: None) is None  # SEVEN's hook
     assert training._row_subset(model, ids, tok, {"x": torch.ones(1)}, None) is None  # weight masks
+    model.get_input_embeddings().scale_grad_by_freq = True
+    assert training._row_subset(model, ids, tok, None, None) is None
+    model.get_input_embeddings().scale_grad_by_freq = False
     model.get_input_embeddings().weight.requires_grad_(False)
     assert training._row_subset(model, ids, tok, None, None) is None
 

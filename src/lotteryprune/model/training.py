@@ -119,13 +119,17 @@ class _TrainedRows(torch.nn.Module):
 
 def _row_subset(model, ids: Sequence[list[int]], tokenizer, weight_masks, on_backward) -> _TrainedRows | None:
     """The stand-in for ``model``'s word embeddings, or None where it does not apply: a hook
-    reads every gradient (SEVEN), a weight mask may cover the matrix, or it is frozen."""
+    reads every gradient (SEVEN), a weight mask may cover the matrix, it is frozen, or it
+    renormalises, scales or sparsifies its gradient."""
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     if (
         on_backward is not None
         or weight_masks
         or not isinstance(embedding, torch.nn.Embedding)
         or not embedding.weight.requires_grad
+        or embedding.max_norm is not None  # options the row lookup does not reproduce
+        or embedding.scale_grad_by_freq
+        or embedding.sparse
     ):
         return None
     used = {i for x in ids for i in x}
