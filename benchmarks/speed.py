@@ -47,6 +47,11 @@ from lotteryprune.prune.score import score_mask
 from lotteryprune.prune.task import build_task
 
 
+def every_embedding_row():
+    """Training with the whole word-embedding matrix in the optimiser (before the row training)."""
+    return mock.patch.object(training, "_row_subset", lambda *a, **k: None)
+
+
 @contextlib.contextmanager
 def previous_recipe():
     """The training recipe before this change: sdpa attention, per-tensor AdamW, fp32, and a
@@ -64,18 +69,16 @@ def previous_recipe():
     torch.optim.AdamW = adamw
     import lotteryprune.prune.score as score
 
-    saved_rows = training._row_subset
-    training._row_subset = lambda *a, **k: None  # every word-embedding row in the optimiser
     saved = training.attention_for_training, score.attention_for_training
     training.attention_for_training = score.attention_for_training = finetune.attention_for_training = lambda device: (
         "sdpa"
     )
     sources._template = fresh_template
     try:
-        yield
+        with every_embedding_row():
+            yield
     finally:
         torch.optim.AdamW = orig_adamw
-        training._row_subset = saved_rows
         training.attention_for_training, score.attention_for_training = saved
         finetune.attention_for_training = orig_attn
         sources._template = orig_template
@@ -88,19 +91,15 @@ def part_train(results: Path, config: dict, samples: int) -> dict:
     model_dir = results / "model" / "pretrained"
     out = {}
     section = dict(config["finetune"]["train"])
-    for name, dtype, previous in (
-        ("previous (fp32, sdpa, per-tensor AdamW)", "float32", True),
-        ("fp32, eager attention, fused AdamW", "float32", False),
-        ("bf16 autocast, eager, fused, all rows", "bfloat16", "rows"),
-        ("bf16 autocast, eager, fused", "bfloat16", False),
+    for name, dtype, recipe in (
+        ("previous (fp32, sdpa, per-tensor AdamW)", "float32", previous_recipe),
+        ("fp32, eager attention, fused AdamW", "float32", contextlib.nullcontext),
+        ("bf16 autocast, eager, fused, all rows", "bfloat16", every_embedding_row),
+        ("bf16 autocast, eager, fused", "bfloat16", contextlib.nullcontext),
     ):
         cfg = TrainConfig.from_section(section, max_length=config["model"]["max_length"], seed=0, dtype=dtype)
-        if previous == "rows":
-            context = mock.patch.object(training, "_row_subset", lambda *a, **k: None)
-        else:
-            context = previous_recipe() if previous else contextlib.nullcontext()
-        with context:
-            attn = "sdpa" if previous else "eager"
+        with recipe():
+            attn = "sdpa" if recipe is previous_recipe else "eager"
             model = sources.load_classifier(model_dir, seed=0, attn_implementation=attn)
             stats = train(model, sources.load_tokenizer(model_dir), texts, labels, cfg, progress=False)
         out[name] = stats["samples_per_s"]

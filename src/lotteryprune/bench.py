@@ -33,6 +33,7 @@ from .model.cost import count_params, forward_flops
 from .model.device import inference_dtype
 from .model.heads import apply_weight_masks, as_masks, head_layout, layers_of, prune_structure, random_keep_mask
 from .model.sources import load_classifier, resolve_source
+from .report.stats import resampled_medians
 
 
 def _inputs(vocab_size: int, batch_size: int, seq_len: int, seed: int) -> dict:
@@ -93,9 +94,8 @@ REALISED_RESAMPLES = 2000
 def speedup_interval(base_t, pruned_t, *, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the measured speed-up (median unpruned / median pruned
     latency), resampling the interleaved pairs of repeats together."""
-    base_t, pruned_t = np.asarray(base_t), np.asarray(pruned_t)
-    idx = np.random.default_rng(seed).integers(0, len(base_t), size=(REALISED_RESAMPLES, len(base_t)))
-    ratios = np.median(base_t[idx], axis=1) / np.median(pruned_t[idx], axis=1)
+    base, pruned = resampled_medians(base_t, pruned_t, REALISED_RESAMPLES, np.random.default_rng(seed))
+    ratios = base / pruned
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(ratios, [tail, 100 - tail])
     return float(low), float(high)

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io import save_figure  # noqa: E402
-from . import tables  # noqa: E402
+from . import stats, tables  # noqa: E402
 
 # (challenger, competitor) pairs compared head to head, when both ran: the GA and Kwon et
 # al.'s method on the same search space and budget
@@ -56,9 +56,8 @@ def speedups(
     for rate, entries in sorted(by_rate.items()):
         draws = []
         for e in entries:
-            base, pruned = np.asarray(e["unpruned_ms"]), np.asarray(e["pruned_ms"])
-            idx = rng.integers(0, len(base), size=(resamples, len(base)))
-            draws.append(np.median(base[idx], 1) / np.median(pruned[idx], 1))
+            base, pruned = stats.resampled_medians(e["unpruned_ms"], e["pruned_ms"], resamples, rng)
+            draws.append(base / pruned)
         draws = np.mean(draws, 0)
         out[rate] = {
             "speedup": float(np.mean([e["measured_speedup"] for e in entries])),

@@ -209,6 +209,14 @@ def rank_margin(
     return point, float(np.quantile(diff, alpha)), float(np.quantile(diff, 1 - alpha))
 
 
+def resampled_medians(base, pruned, resamples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Medians of ``resamples`` bootstrap resamples of interleaved (unpruned, pruned) timing
+    pairs, one index draw for both sides: the resampling behind every speed-up interval."""
+    base, pruned = np.asarray(base), np.asarray(pruned)
+    idx = rng.integers(0, len(base), size=(resamples, len(base)))
+    return np.median(base[idx], axis=1), np.median(pruned[idx], axis=1)
+
+
 def collapsed(preds: np.ndarray, threshold: float) -> bool:
     """A run that answers one class on at least ``threshold`` of the examples."""
     p = np.asarray(preds)

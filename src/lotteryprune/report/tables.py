@@ -735,9 +735,8 @@ def inference_gain(bench: dict[str, dict], method: str, rate: int, *, resamples:
     rng = np.random.default_rng(seed)
     draws = []
     for e in entries:
-        base, pruned = np.asarray(e["unpruned_ms"]), np.asarray(e["pruned_ms"])
-        idx = rng.integers(0, len(base), size=(resamples, len(base)))
-        draws.append(1 - np.median(pruned[idx], 1) / np.median(base[idx], 1))
+        base, pruned = stats.resampled_medians(e["unpruned_ms"], e["pruned_ms"], resamples, rng)
+        draws.append(1 - pruned / base)
     draws = np.mean(draws, 0)
     point = float(np.mean([1 - np.median(e["pruned_ms"]) / np.median(e["unpruned_ms"]) for e in entries]))
     return point, float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975)), len(entries)
