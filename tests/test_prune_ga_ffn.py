@@ -325,7 +325,15 @@ def test_ga_ffn_search_finds_a_hidden_target():
 
 def test_ga_ffn_runs_on_the_tiny_model_and_resumes(tiny_corpus, tmp_path):
     d, texts, labels = tiny_corpus(24)
-    params = {**GA_PARAMS, "population": 3, "generations": 2, "group_size": 32, "grouping": "activation", "seq_len": 16}
+    params = {
+        **GA_PARAMS,
+        "population": 3,
+        "generations": 2,
+        "group_size": 32,
+        "grouping": "activation",
+        "seq_len": 16,
+        "init": "random",
+    }
     task = PruneTask(
         model_dir=str(d),
         train_texts=texts,
@@ -362,7 +370,15 @@ def test_ga_ffn_parallel_workers_find_what_one_worker_finds(tiny_corpus, tmp_pat
     """ga_ffn's workers are ga's pool (spawned processes that survive a Snakemake script):
     two of them return the mask one process finds, with the same fitness."""
     d, texts, labels = tiny_corpus(24)
-    params = {**GA_PARAMS, "population": 3, "generations": 2, "group_size": 32, "grouping": "index", "seq_len": 16}
+    params = {
+        **GA_PARAMS,
+        "population": 3,
+        "generations": 2,
+        "group_size": 32,
+        "grouping": "index",
+        "seq_len": 16,
+        "init": "random",
+    }
 
     def task(workers):
         return PruneTask(
@@ -383,3 +399,89 @@ def test_ga_ffn_parallel_workers_find_what_one_worker_finds(tiny_corpus, tmp_pat
     one, two = ga_ffn.run(task(1)), ga_ffn.run(task(2))
     assert (one.head_keep == two.head_keep).all() and (one.neuron_keep == two.neuron_keep).all()
     assert one.extras["best_fitness"] == two.extras["best_fitness"]
+
+
+def test_greedy_seed_is_kwon_et_al_search_when_a_group_is_one_neuron():
+    """``init: fisher``'s seed at group_size 1 is exactly fisher.search_flops's masks; with
+    larger groups it keeps the budget, is full, and keeps more importance than random ones."""
+    from lotteryprune.prune import fisher
+
+    rng = np.random.default_rng(3)
+    hi, ni = rng.gamma(0.5, size=(3, 4)), rng.gamma(0.5, size=(3, 64)) * 0.05
+    for rate in (20, 50, 80):
+        genome = ga_ffn.Genome(
+            layers=3,
+            heads=4,
+            neurons=64,
+            groups=ga_ffn.make_groups(np.tile(np.arange(64), (3, 1)), 1),
+            costs=_genome().costs,
+        )
+        ops = ga_ffn.BudgetOps(genome, genome.costs.budget(rate))
+        seed = ops.greedy(hi, ni.ravel())
+        assert ops.check(seed) is None
+        heads, neurons = genome.decode(seed)
+        want_heads, want_neurons, _ = fisher.search_flops(hi, ni, genome.costs, genome.costs.budget(rate))
+        assert (heads == want_heads).all() and (neurons == want_neurons).all(), rate
+
+    genome = _genome(group_size=16)
+    ops = ga_ffn.BudgetOps(genome, genome.costs.budget(50))
+    groups = np.asarray([ni[layer, idx].sum() for layer, gs in enumerate(genome.groups) for idx in gs])
+    seed = ops.greedy(hi, groups)
+    assert ops.check(seed) is None
+    value = np.concatenate([hi.ravel(), groups])
+    assert all(value[seed].sum() >= value[ops.random(np.random.default_rng(i))].sum() for i in range(50))
+    with pytest.raises(ValueError, match="importance of"):
+        ops.greedy(hi, groups[:-1])
+
+
+def test_evolve_opens_with_the_initial_individuals():
+    genome = _genome()
+    ops = ga_ffn.BudgetOps(genome, genome.costs.budget(60))
+    seed = ops.random(np.random.default_rng(123))
+    params = {**GA_PARAMS, "population": 4, "generations": 2, "patience": 2}
+    result = ga.evolve(
+        (1, genome.length), ops.operators(), {"t": 1}, lambda m: float(m.sum()), params, 0, initial=[seed]
+    )
+    assert result.populations[0][0] == ga.mask_key(seed) and len(result.populations[0]) == 4
+    assert result.scores[ga.mask_key(seed)] == float(seed.sum())
+    unseeded = ga.evolve((1, genome.length), ops.operators(), {"t": 1}, lambda m: float(m.sum()), params, 0)
+    assert ga.mask_key(seed) not in unseeded.populations[0]
+    with pytest.raises(ValueError, match="initial individuals"):
+        ga.evolve((1, genome.length), ops.operators(), {"t": 1}, lambda m: 0.0, params, 0, initial=[seed] * 5)
+
+
+def test_ga_ffn_seeded_with_fisher_keeps_the_seed_unless_something_beats_it(tiny_corpus):
+    d, texts, labels = tiny_corpus(24)
+    params = {**GA_PARAMS, "population": 3, "generations": 2, "group_size": 16, "grouping": "fisher", "seq_len": 16}
+    task = PruneTask(
+        model_dir=str(d),
+        train_texts=texts,
+        train_labels=labels,
+        valid_texts=texts[:12],
+        valid_labels=labels[:12],
+        rate=50,
+        train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
+        params={**params, "init": "fisher"},
+        seed=0,
+        metric="macro_f1",
+        progress=False,
+    )
+    result = ga_ffn.run(task)
+    x = result.extras
+    assert x["init"] == "fisher" and x["grouping"] == "fisher" and set(x["fisher_seconds"]) == {"finetune", "fisher"}
+    assert x["best_fitness"] >= x["seed_fitness"]
+    assert x["seed_won"] == (x["genes_changed_from_seed"] == 0)
+    assert x["seed_flops_removed_percent"] >= 50.0 and result.achieved_rate() >= 50.0
+    # the seed is Kwon et al.'s search over the genome built from the same Fisher importance
+    hi, ni, _ = ga_ffn.fisher_importance(task)
+    genome = ga_ffn.build_genome(task, split_params_own(task.params), ni)
+    ops = ga_ffn.BudgetOps(genome, genome.costs.budget(50))
+    groups = [ni[layer, idx].sum() for layer, gs in enumerate(genome.groups) for idx in gs]
+    seed_heads, seed_neurons = genome.decode(ops.greedy(hi, np.asarray(groups)))
+    assert x["seed_heads_kept"] == int(seed_heads.sum()) and x["seed_neurons_kept"] == int(seed_neurons.sum())
+    with pytest.raises(ValueError, match="prune.ga_ffn.init"):
+        ga_ffn.split_params({**params, "init": "fisher_heads"})
+
+
+def split_params_own(section):
+    return ga_ffn.split_params(section)[1]

@@ -543,8 +543,13 @@ def _search(
     return top_keep(hi, n_keep), None, {"heads": n_keep}
 
 
-def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
-    p = FisherParams.from_section(task.params)
+def task_gradients(
+    task: PruneTask, *, neurons: bool, finetune: bool = True, per_sample: bool = True, batch_size: int = 32
+):
+    """Steps 0 and 1 on a task: the pretrained model, trained on the lottery sample
+    (``finetune``), and its mask gradients on that sample (:func:`mask_gradients`).
+    Returns ``(model, tokenizer, head_grads, neuron_grads, seconds)``; the model is in eval
+    mode. ``ga_ffn`` (``init: fisher``, ``grouping: fisher``) shares this with ``fisher``."""
     times = {}
     t0 = time.perf_counter()
     model = load_classifier(
@@ -552,10 +557,7 @@ def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
     )
     model.to(task.device)
     tokenizer = load_tokenizer(task.model_dir)
-    config = model.config
-    L, H, F = config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
-    costs = UnitCosts.of(config, p.seq_len)
-    if p.finetune:
+    if finetune:
         task.train_on_sample(
             model,
             tokenizer,
@@ -572,14 +574,29 @@ def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
         tokenizer,
         task.train_texts,
         task.train_labels,
-        neurons=with_neurons,
-        per_sample=p.gradients == "per_sample",
-        batch_size=p.batch_size,
+        neurons=neurons,
+        per_sample=per_sample,
+        batch_size=batch_size,
         max_length=task.train_cfg.max_length,
     )
+    times["fisher"] = time.perf_counter() - t
+    return model, tokenizer, hg, ng, times
+
+
+def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
+    p = FisherParams.from_section(task.params)
+    model, tokenizer, hg, ng, times = task_gradients(
+        task,
+        neurons=with_neurons,
+        finetune=p.finetune,
+        per_sample=p.gradients == "per_sample",
+        batch_size=p.batch_size,
+    )
+    config = model.config
+    L, H, F = config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
+    costs = UnitCosts.of(config, p.seq_len)
     hi = fisher_information(hg)
     ni = fisher_information(ng) if with_neurons else None
-    times["fisher"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if with_neurons:

@@ -167,6 +167,7 @@ class SearchResult:
     generations_run: int
     stopped: str  # "plateau" | "cap"
     populations: list[list[str]] = field(default_factory=list)  # mask keys of every generation
+    scores: dict[str, float] = field(default_factory=dict)  # fitness of every mask key evaluated
 
 
 class Interrupted(RuntimeError):
@@ -311,9 +312,12 @@ def evolve(
     progress: bool = False,
     stop_after: int | None = None,
     reuse_fitness: bool = True,
+    initial: Sequence[np.ndarray] = (),
 ) -> SearchResult:
     """The generation loop of :func:`search` for any genome (``ops``) of ``shape``; a saved
-    state is resumed only when its ``signature`` matches."""
+    state is resumed only when its ``signature`` matches. ``initial``: individuals that
+    open the first generation (a seeded search; the rest are ``ops.random``); they must
+    keep ``ops``' invariant, and the signature should say what they are."""
     if not isinstance(params, GAParams):
         params = GAParams.from_section(params)
     total = int(np.prod(shape))
@@ -327,7 +331,10 @@ def evolve(
     state = store.load(signature) if store is not None else None
     rng = np.random.default_rng(seed)
     if state is None:
-        population = [ops.random(rng) for _ in range(P)]
+        if len(initial) > P:
+            raise ValueError(f"{len(initial)} initial individuals for a population of {P}")
+        population = [np.asarray(m, dtype=bool).ravel().copy() for m in initial]
+        population += [ops.random(rng) for _ in range(P - len(population))]
         cache: dict[str, float] = {}
         G = np.full(total, ops.initial_G)
         best_key, best_fit = None, -math.inf
@@ -463,6 +470,7 @@ def evolve(
         generations_run=generation,
         stopped=stopped,
         populations=populations,
+        scores=dict(cache),
     )
 
 

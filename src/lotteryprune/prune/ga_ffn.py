@@ -8,7 +8,18 @@ group_size)`` blocks so the genome stays short (MiniLM, group_size 64: 72 + 144 
 instead of 72 + 9,216). ``grouping: activation`` ranks each layer's neurons by a label-free
 score of the pretrained model on the lottery sample (mean |activation| x the L2 norm of the
 neuron's output weights, one forward pass, no training) and cuts the ranking into blocks,
-so a block holds neurons of similar weight; ``grouping: index`` cuts them in index order.
+so a block holds neurons of similar weight; ``grouping: fisher`` ranks them by Kwon et al.'s
+Fisher importance (below); ``grouping: index`` cuts them in index order.
+
+``init: fisher`` seeds the search: the first generation holds, next to random individuals,
+the genome that Kwon et al.'s search (:func:`lotteryprune.prune.fisher.search_flops`) picks
+at the genome's granularity: the pretrained model trained on the lottery sample, the
+diagonal Fisher of every head and neuron mask on that sample (a group's importance is the
+sum over its neurons), and for every head count n the top n heads plus the most important
+groups that still fit the budget, keeping the n of the largest total importance (then
+filled, so it is full). Fisher's rearrangement and mask tuning are not part of the seed:
+the GA moves whole groups, and every mask is fine-tuned from the pretrained weights anyway.
+``init: random`` is the paper's random first generation.
 
 The rate is the percent of the encoder's forward FLOPs removed at ``seq_len`` (``unit:
 flops``, :class:`lotteryprune.model.cost.UnitCosts`): every individual's FLOPs are at most
@@ -47,8 +58,10 @@ from .task import PruneResult, PruneTask
 
 log = logging.getLogger(__name__)
 
-OWN_KEYS = ("group_size", "grouping", "seq_len")
-SIGNATURE_VERSION = 1
+OWN_KEYS = ("group_size", "grouping", "seq_len", "init")
+GROUPINGS = ("activation", "fisher", "index")
+INITS = ("random", "fisher")
+SIGNATURE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -234,6 +247,28 @@ class BudgetOps:
             return f"an individual leaves {slack:.6g} FLOPs unused that a pruned gene would fit"
         return None
 
+    def greedy(self, head_importance: np.ndarray, group_importance: np.ndarray) -> np.ndarray:
+        """Kwon et al.'s search on this genome: for every head count n, the n most important
+        heads, then the most important groups that still fit; the n with the largest total
+        importance wins (ties: the smaller n), then filled so the genome is full."""
+        nh = self.genome.n_heads
+        importance = np.concatenate([np.ravel(head_importance), np.ravel(group_importance)]).astype(np.float64)
+        if importance.shape != (self.genome.length,):
+            raise ValueError(f"importance of {importance.size} genes for a genome of {self.genome.length}")
+        h_order = np.argsort(-importance[:nh], kind="stable")
+        g_order = nh + np.argsort(-importance[nh:], kind="stable")
+        best = None
+        for n in range(nh + 1):
+            m = np.zeros(self.genome.length, dtype=bool)
+            m[h_order[:n]] = True
+            if self.spent(m) > self.budget + self.tol:
+                break
+            m = self._fill(m, g_order)
+            value = float(importance[m].sum())
+            if best is None or value > best[0] + 1e-12 * max(1.0, abs(value)):
+                best = (value, m)
+        return self._fill(best[1], np.argsort(-importance, kind="stable"))
+
     def operators(self) -> ga.Operators:
         return ga.Operators(
             random=self.random,
@@ -253,8 +288,10 @@ def split_params(section: dict) -> tuple[ga.GAParams, dict]:
     missing = [k for k in OWN_KEYS if k not in own]
     if missing:
         raise KeyError(f"config prune.ga_ffn: missing keys {missing}")
-    if own["grouping"] not in ("activation", "index"):
-        raise ValueError(f"config prune.ga_ffn.grouping: activation or index, got {own['grouping']!r}")
+    if own["grouping"] not in GROUPINGS:
+        raise ValueError(f"config prune.ga_ffn.grouping: one of {list(GROUPINGS)}, got {own['grouping']!r}")
+    if own["init"] not in INITS:
+        raise ValueError(f"config prune.ga_ffn.init: one of {list(INITS)}, got {own['init']!r}")
     ga_section = {k: v for k, v in section.items() if k not in OWN_KEYS}
     try:
         params = ga.GAParams.from_section(ga_section)
@@ -263,13 +300,29 @@ def split_params(section: dict) -> tuple[ga.GAParams, dict]:
     return params, own
 
 
-def build_genome(task: PruneTask, own: dict) -> Genome:
-    """The genome layout of a task: the model's shape, its grouping, FLOPs per gene."""
+def fisher_importance(task: PruneTask) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Kwon et al.'s importance of every head [L, H] and neuron [L, F] on the task's lottery
+    sample (:func:`lotteryprune.prune.fisher.task_gradients`: trained on the sample, one
+    gradient per text), and the seconds it took."""
+    from .fisher import fisher_information, task_gradients
+
+    model, _, hg, ng, seconds = task_gradients(task, neurons=True)
+    del model
+    return fisher_information(hg), fisher_information(ng), seconds
+
+
+def build_genome(task: PruneTask, own: dict, neuron_importance: np.ndarray | None = None) -> Genome:
+    """The genome layout of a task: the model's shape, its grouping, FLOPs per gene
+    (``grouping: fisher`` ranks by ``neuron_importance``)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(str(task.model_dir))  # the feed-forward width too
     L, H, F = config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
-    if own["grouping"] == "activation":
+    if own["grouping"] == "fisher":
+        if neuron_importance is None:
+            raise ValueError("grouping: fisher needs the neurons' Fisher importance")
+        ranking = np.argsort(-np.asarray(neuron_importance), axis=1, kind="stable")
+    elif own["grouping"] == "activation":
         from ..model.sources import load_classifier, load_tokenizer
 
         model = load_classifier(task.model_dir, seed=task.train_cfg.seed, attn_implementation="eager").to(task.device)
@@ -299,9 +352,17 @@ def run(task: PruneTask) -> PruneResult:
     """``ga_ffn``: the genetic search over heads and neuron groups within the FLOPs budget
     of ``task.rate`` (percent of the encoder's forward FLOPs removed)."""
     params, own = split_params(task.params)
-    genome = build_genome(task, own)
+    head_fisher = neuron_fisher = None
+    fisher_seconds = {}
+    if own["init"] == "fisher" or own["grouping"] == "fisher":
+        head_fisher, neuron_fisher, fisher_seconds = fisher_importance(task)
+    genome = build_genome(task, own, neuron_fisher)
     budget = genome.costs.budget(task.rate)
     ops = BudgetOps(genome, budget)
+    initial = []
+    if own["init"] == "fisher":
+        groups = [neuron_fisher[layer, idx].sum() for layer, gs in enumerate(genome.groups) for idx in gs]
+        initial = [ops.greedy(head_fisher, np.asarray(groups))]
     signature = {
         "version": SIGNATURE_VERSION,
         "kind": "ga_ffn",
@@ -341,8 +402,21 @@ def run(task: PruneTask) -> PruneResult:
             store,
             evaluate_many=evaluate_many,
             progress=task.progress,
+            initial=initial,
         )
     heads, neurons = genome.decode(result.best_mask)
+    seeded = {}
+    if initial:
+        seed_key = ga.mask_key(initial[0].reshape(1, -1))
+        seed_heads, seed_neurons = genome.decode(initial[0])
+        seeded = {
+            "seed_fitness": result.scores[seed_key],
+            "seed_won": seed_key == ga.mask_key(result.best_mask),
+            "seed_flops_removed_percent": genome.costs.removed_percent(seed_heads, seed_neurons),
+            "seed_heads_kept": int(seed_heads.sum()),
+            "seed_neurons_kept": int(seed_neurons.sum()),
+            "genes_changed_from_seed": int((initial[0] != result.best_mask.ravel()).sum()),
+        }
     kept, full = genome.costs.encoder(heads, neurons), genome.costs.full_encoder
     return PruneResult(
         head_keep=heads,
@@ -364,6 +438,8 @@ def run(task: PruneTask) -> PruneResult:
             "heads_kept": int(heads.sum()),
             "neurons_kept": int(neurons.sum()),
             "genes": genome.length,
+            **seeded,
+            **({"fisher_seconds": fisher_seconds} if fisher_seconds else {}),
             **own,
         },
     )
