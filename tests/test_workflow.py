@@ -7,6 +7,7 @@ uses a random 2x4 BERT and a few hundred real VADER tweets (fetched with pip).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -138,6 +139,33 @@ def test_complete_run_has_nothing_to_do(completed):
     assert _planned_rules(completed) == {}
 
 
+def test_beyond_overlay_adds_only_its_methods_and_builds_the_frontier(completed):
+    """config/beyond.yaml on a finished run: only fisher, fisher_heads and ga_ffn are pruned
+    (and fine-tuned, benched), then results/frontier.csv places every method on one axis;
+    ga_ffn opens from Fisher's search (init: fisher)."""
+    small = {"prune": {"fisher": {"seq_len": 16}, "ga_ffn": {"seq_len": 16, "group_size": 16, "population": 3}}}
+    overlay = _overlay(completed, "small_beyond.yaml", small)
+    args = ["results/frontier.csv", overlay[0], overlay[1], "config/beyond.yaml", overlay[2]]
+    planned = _planned_rules(completed, *args)
+    tiny = yaml.safe_load((completed / "config" / "tiny.yaml").read_text())
+    rates = len(tiny["prune"]["rates"])
+    assert planned.get("prune") == 3 * rates and planned.get("frontier") == 1, planned
+    assert set(planned) <= {"prune", "finetune", "bench_inference", "frontier"}, planned
+    _snakemake(completed, *args)
+    results = completed / "results"
+    points = pd.read_csv(results / "frontier.csv")
+    assert {"unpruned", "ga", "fisher", "fisher_heads", "ga_ffn"} <= set(points["method"])
+    assert (points.loc[points["method"] != "unpruned", "speedup"] > 0).all()
+    assert (results / "frontier_table.csv").is_file() and (results / "figures" / "frontier.png").stat().st_size > 1000
+    selection = tiny["select"]["default"]
+    for rate in tiny["prune"]["rates"]:
+        summary = json.loads((results / "prune" / "ga_ffn" / selection / str(rate) / "summary.json").read_text())
+        for run in summary["runs"]:
+            x = run["extras"]
+            assert x["init"] == "fisher" and x["best_fitness"] >= x["seed_fitness"]
+            assert x["flops_removed_percent"] >= rate
+
+
 def test_changed_compression_parameter_reruns_only_compression_and_downstream(completed):
     planned = _planned_rules(completed, *_overlay(completed, "c.yaml", {"compress": {"lda": {"passes": 3}}}))
     assert planned.get("compress") == 1 and "table2" in planned
@@ -231,7 +259,6 @@ def _stable(summary: dict) -> dict:
 
 
 def test_killed_ga_job_resumes_to_the_same_result(completed):
-    import json
 
     tiny = yaml.safe_load((completed / "config" / "tiny.yaml").read_text())
     rate = tiny["prune"]["rates"][-1]
@@ -263,7 +290,6 @@ def test_killed_zeroshot_job_resumes_from_its_chunks(completed):
     kept = len(list(workdir.glob("*/chunk-*.parquet")))
     _snakemake(completed, "results/zeroshot/raw/labelled.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(target), before)
-    import json
 
     info = json.loads((completed / "results" / "zeroshot" / "raw" / "labelled.json").read_text())
     assert kept >= 2 and info["chunks_reused"] >= 2
@@ -274,7 +300,6 @@ def test_killed_finetune_job_leaves_nothing_complete_and_saved_models_reload(com
     no metrics, predictions or models directory is left that looks complete; the rerun
     writes every run's model with save_pretrained, and each reloads to the predictions
     the job recorded for it."""
-    import json
 
     import torch
 
