@@ -56,7 +56,7 @@ def _overlay(workdir: Path, name: str, values: dict) -> list[str]:
 
 def _planned_rules(workdir: Path, *args: str) -> dict[str, int]:
     """Rule -> job count that a dry run would execute."""
-    out = _snakemake(workdir, "-n", "--quiet", "rules", *args).stdout
+    out = _snakemake(workdir, "-n", "--quiet=rules", *args).stdout  # = : it takes several values
     counts = {}
     for line in out.splitlines():
         parts = line.split()
