@@ -323,6 +323,24 @@ def test_ga_ffn_search_finds_a_hidden_target():
             assert ops.check(ga.key_mask(key, (1, genome.length)).ravel()) is None
 
 
+def _tiny_task(model_dir, texts, labels, params, rate, **job) -> PruneTask:
+    """A ga_ffn task on the tiny model: half the texts score a mask, one short epoch trains it."""
+    return PruneTask(
+        model_dir=str(model_dir),
+        train_texts=texts,
+        train_labels=labels,
+        valid_texts=texts[:12],
+        valid_labels=labels[:12],
+        rate=rate,
+        train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
+        params=params,
+        seed=0,
+        metric="macro_f1",
+        progress=False,
+        **job,
+    )
+
+
 def test_ga_ffn_runs_on_the_tiny_model_and_resumes(tiny_corpus, tmp_path):
     d, texts, labels = tiny_corpus(24)
     params = {
@@ -334,20 +352,7 @@ def test_ga_ffn_runs_on_the_tiny_model_and_resumes(tiny_corpus, tmp_path):
         "seq_len": 16,
         "init": "random",
     }
-    task = PruneTask(
-        model_dir=str(d),
-        train_texts=texts,
-        train_labels=labels,
-        valid_texts=texts[:12],
-        valid_labels=labels[:12],
-        rate=60,
-        train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
-        params=params,
-        seed=0,
-        metric="macro_f1",
-        workdir=tmp_path / "w",
-        progress=False,
-    )
+    task = _tiny_task(d, texts, labels, params, 60, workdir=tmp_path / "w")
     (tmp_path / "w").mkdir()
     result = ga_ffn.run(task)
     assert result.unit == "flops" and result.neuron_keep.shape == (2, 64)
@@ -381,20 +386,7 @@ def test_ga_ffn_parallel_workers_find_what_one_worker_finds(tiny_corpus, tmp_pat
     }
 
     def task(workers):
-        return PruneTask(
-            model_dir=str(d),
-            train_texts=texts,
-            train_labels=labels,
-            valid_texts=texts[:12],
-            valid_labels=labels[:12],
-            rate=60,
-            train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
-            params={**params, "workers": workers},
-            seed=0,
-            metric="macro_f1",
-            progress=False,
-            threads=2,
-        )
+        return _tiny_task(d, texts, labels, {**params, "workers": workers}, 60, threads=2)
 
     one, two = ga_ffn.run(task(1)), ga_ffn.run(task(2))
     assert (one.head_keep == two.head_keep).all() and (one.neuron_keep == two.neuron_keep).all()
@@ -417,7 +409,7 @@ def test_greedy_seed_is_kwon_et_al_search_when_a_group_is_one_neuron():
             costs=_genome().costs,
         )
         ops = ga_ffn.BudgetOps(genome, genome.costs.budget(rate))
-        seed = ops.greedy(hi, ni.ravel())
+        seed = ops.greedy(hi, ni)
         assert ops.check(seed) is None
         heads, neurons = genome.decode(seed)
         want_heads, want_neurons, _ = fisher.search_flops(hi, ni, genome.costs, genome.costs.budget(rate))
@@ -425,13 +417,13 @@ def test_greedy_seed_is_kwon_et_al_search_when_a_group_is_one_neuron():
 
     genome = _genome(group_size=16)
     ops = ga_ffn.BudgetOps(genome, genome.costs.budget(50))
-    groups = np.asarray([ni[layer, idx].sum() for layer, gs in enumerate(genome.groups) for idx in gs])
-    seed = ops.greedy(hi, groups)
+    seed = ops.greedy(hi, ni)
     assert ops.check(seed) is None
+    groups = np.asarray([ni[layer, idx].sum() for layer, gs in enumerate(genome.groups) for idx in gs])
     value = np.concatenate([hi.ravel(), groups])
     assert all(value[seed].sum() >= value[ops.random(np.random.default_rng(i))].sum() for i in range(50))
     with pytest.raises(ValueError, match="importance of"):
-        ops.greedy(hi, groups[:-1])
+        ops.greedy(hi, ni[:, :-1])
 
 
 def test_evolve_opens_with_the_initial_individuals():
@@ -453,19 +445,7 @@ def test_evolve_opens_with_the_initial_individuals():
 def test_ga_ffn_seeded_with_fisher_keeps_the_seed_unless_something_beats_it(tiny_corpus):
     d, texts, labels = tiny_corpus(24)
     params = {**GA_PARAMS, "population": 3, "generations": 2, "group_size": 16, "grouping": "fisher", "seq_len": 16}
-    task = PruneTask(
-        model_dir=str(d),
-        train_texts=texts,
-        train_labels=labels,
-        valid_texts=texts[:12],
-        valid_labels=labels[:12],
-        rate=50,
-        train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
-        params={**params, "init": "fisher"},
-        seed=0,
-        metric="macro_f1",
-        progress=False,
-    )
+    task = _tiny_task(d, texts, labels, {**params, "init": "fisher"}, 50)
     result = ga_ffn.run(task)
     x = result.extras
     assert x["init"] == "fisher" and x["grouping"] == "fisher" and set(x["fisher_seconds"]) == {"finetune", "fisher"}
@@ -474,14 +454,9 @@ def test_ga_ffn_seeded_with_fisher_keeps_the_seed_unless_something_beats_it(tiny
     assert x["seed_flops_removed_percent"] >= 50.0 and result.achieved_rate() >= 50.0
     # the seed is Kwon et al.'s search over the genome built from the same Fisher importance
     hi, ni, _ = ga_ffn.fisher_importance(task)
-    genome = ga_ffn.build_genome(task, split_params_own(task.params), ni)
+    genome = ga_ffn.build_genome(task, ga_ffn.split_params(task.params)[1], ni)
     ops = ga_ffn.BudgetOps(genome, genome.costs.budget(50))
-    groups = [ni[layer, idx].sum() for layer, gs in enumerate(genome.groups) for idx in gs]
-    seed_heads, seed_neurons = genome.decode(ops.greedy(hi, np.asarray(groups)))
+    seed_heads, seed_neurons = genome.decode(ops.greedy(hi, ni))
     assert x["seed_heads_kept"] == int(seed_heads.sum()) and x["seed_neurons_kept"] == int(seed_neurons.sum())
     with pytest.raises(ValueError, match="prune.ga_ffn.init"):
         ga_ffn.split_params({**params, "init": "fisher_heads"})
-
-
-def split_params_own(section):
-    return ga_ffn.split_params(section)[1]

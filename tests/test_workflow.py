@@ -48,10 +48,11 @@ def _snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True
     return proc
 
 
-def _overlay(workdir: Path, name: str, values: dict) -> list[str]:
-    """Extra config file on top of tiny.yaml: what a user editing one parameter does."""
+def _overlay(workdir: Path, name: str, values: dict, *under: str) -> list[str]:
+    """Extra config file on top of tiny.yaml (and the ``under`` overlays): what a user
+    editing one parameter does."""
     (workdir / "config" / name).write_text(yaml.safe_dump(values))
-    return ["--configfile", "config/tiny.yaml", f"config/{name}"]
+    return ["--configfile", "config/tiny.yaml", *under, f"config/{name}"]
 
 
 def _planned_rules(workdir: Path, *args: str) -> dict[str, int]:
@@ -144,8 +145,7 @@ def test_beyond_overlay_adds_only_its_methods_and_builds_the_frontier(completed)
     (and fine-tuned, benched), then results/frontier.csv places every method on one axis;
     ga_ffn opens from Fisher's search (init: fisher)."""
     small = {"prune": {"fisher": {"seq_len": 16}, "ga_ffn": {"seq_len": 16, "group_size": 16, "population": 3}}}
-    overlay = _overlay(completed, "small_beyond.yaml", small)
-    args = ["results/frontier.csv", overlay[0], overlay[1], "config/beyond.yaml", overlay[2]]
+    args = ["results/frontier.csv", *_overlay(completed, "small_beyond.yaml", small, "config/beyond.yaml")]
     planned = _planned_rules(completed, *args)
     tiny = yaml.safe_load((completed / "config" / "tiny.yaml").read_text())
     rates = len(tiny["prune"]["rates"])

@@ -83,12 +83,23 @@ class Genome:
     def length(self) -> int:
         return self.n_heads + sum(len(g) for g in self.groups)
 
+    def gene_values(self, head_values: np.ndarray, neuron_values: np.ndarray) -> np.ndarray:
+        """Per-gene totals of per-head [L, H] and per-neuron [L, F] values: each head's own,
+        then each group's sum over its neurons (heads first, then every layer's groups)."""
+        head_values, neuron_values = np.asarray(head_values, np.float64), np.asarray(neuron_values, np.float64)
+        if head_values.shape != (self.layers, self.heads) or neuron_values.shape != (self.layers, self.neurons):
+            raise ValueError(
+                f"importance of {head_values.shape} heads and {neuron_values.shape} neurons for a genome of "
+                f"{(self.layers, self.heads)} heads and {(self.layers, self.neurons)} neurons"
+            )
+        groups = [neuron_values[layer, idx].sum() for layer, gs in enumerate(self.groups) for idx in gs]
+        return np.concatenate([head_values.ravel(), np.asarray(groups, dtype=np.float64)])
+
     @property
     def gene_cost(self) -> np.ndarray:
         """FLOPs each gene adds when kept (heads first, then every layer's groups)."""
-        heads = np.full(self.n_heads, self.costs.per_head)
-        groups = [self.costs.per_neuron * len(idx) for layer in self.groups for idx in layer]
-        return np.concatenate([heads, np.asarray(groups, dtype=np.float64)])
+        L, H, F = self.layers, self.heads, self.neurons
+        return self.gene_values(np.full((L, H), self.costs.per_head), np.full((L, F), self.costs.per_neuron))
 
     def decode(self, genome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(head keep-mask [L, H], neuron keep-mask [L, intermediate]) of a genome."""
@@ -247,14 +258,13 @@ class BudgetOps:
             return f"an individual leaves {slack:.6g} FLOPs unused that a pruned gene would fit"
         return None
 
-    def greedy(self, head_importance: np.ndarray, group_importance: np.ndarray) -> np.ndarray:
-        """Kwon et al.'s search on this genome: for every head count n, the n most important
+    def greedy(self, head_importance: np.ndarray, neuron_importance: np.ndarray) -> np.ndarray:
+        """Kwon et al.'s search on this genome (head [L, H] and neuron [L, F] importance; a
+        group's is the sum over its neurons): for every head count n, the n most important
         heads, then the most important groups that still fit; the n with the largest total
         importance wins (ties: the smaller n), then filled so the genome is full."""
         nh = self.genome.n_heads
-        importance = np.concatenate([np.ravel(head_importance), np.ravel(group_importance)]).astype(np.float64)
-        if importance.shape != (self.genome.length,):
-            raise ValueError(f"importance of {importance.size} genes for a genome of {self.genome.length}")
+        importance = self.genome.gene_values(head_importance, neuron_importance)
         h_order = np.argsort(-importance[:nh], kind="stable")
         g_order = nh + np.argsort(-importance[nh:], kind="stable")
         best = None
@@ -359,10 +369,7 @@ def run(task: PruneTask) -> PruneResult:
     genome = build_genome(task, own, neuron_fisher)
     budget = genome.costs.budget(task.rate)
     ops = BudgetOps(genome, budget)
-    initial = []
-    if own["init"] == "fisher":
-        groups = [neuron_fisher[layer, idx].sum() for layer, gs in enumerate(genome.groups) for idx in gs]
-        initial = [ops.greedy(head_fisher, np.asarray(groups))]
+    initial = [ops.greedy(head_fisher, neuron_fisher)] if own["init"] == "fisher" else []
     signature = {
         "version": SIGNATURE_VERSION,
         "kind": "ga_ffn",
@@ -407,15 +414,15 @@ def run(task: PruneTask) -> PruneResult:
     heads, neurons = genome.decode(result.best_mask)
     seeded = {}
     if initial:
-        seed_key = ga.mask_key(initial[0].reshape(1, -1))
         seed_heads, seed_neurons = genome.decode(initial[0])
+        changed = int((initial[0] != result.best_mask.ravel()).sum())
         seeded = {
-            "seed_fitness": result.scores[seed_key],
-            "seed_won": seed_key == ga.mask_key(result.best_mask),
+            "seed_fitness": result.scores[ga.mask_key(initial[0])],
+            "seed_won": changed == 0,
             "seed_flops_removed_percent": genome.costs.removed_percent(seed_heads, seed_neurons),
             "seed_heads_kept": int(seed_heads.sum()),
             "seed_neurons_kept": int(seed_neurons.sum()),
-            "genes_changed_from_seed": int((initial[0] != result.best_mask.ravel()).sum()),
+            "genes_changed_from_seed": changed,
         }
     kept, full = genome.costs.encoder(heads, neurons), genome.costs.full_encoder
     return PruneResult(
