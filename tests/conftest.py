@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,6 +12,18 @@ from lotteryprune.model.heads import layers_of
 from lotteryprune.model.sources import load_classifier, load_tokenizer, materialise
 
 torch.set_num_threads(1)
+
+# Snakemake loads every installed executor plugin when it starts, and the Slurm plugin runs
+# ``scontrol show config`` as it loads. Where Slurm's tools are installed but no controller
+# is up (this suite's machine outside its Slurm tests), scontrol retries the controller for
+# about 9 s, so every snakemake call paid 9 s. The local runs use no Slurm: they get a
+# SLURM_CONF that scontrol rejects at once. The Slurm tests drop it again
+# (test_slurm.snakemake_env), so their cluster is found at Slurm's default path.
+NO_CONTROLLER = Path(__file__).parent / "slurm" / "no-controller.conf"
+
+
+def pytest_configure(config):
+    os.environ["SLURM_CONF"] = str(NO_CONTROLLER)
 
 
 @pytest.fixture(scope="session")
