@@ -1,7 +1,7 @@
 """Where the default run's time goes, and what the speed work buys, as ratios measured in one run.
 
     .venv/bin/python benchmarks/speed.py                  # all three parts (about 6 minutes on 2 cores)
-    .venv/bin/python benchmarks/speed.py --part train     # one part: train | ga | inference
+    .venv/bin/python benchmarks/speed.py --part train     # one part: train | ga | workers | inference
     .venv/bin/python benchmarks/speed.py --part quality   # fp32 vs auto macro-F1 on the default data (3 seeds, ~5 min)
 
 Parts:
@@ -14,6 +14,9 @@ Parts:
   generations, 70% of heads), before (every individual loaded with ``from_pretrained`` and
   trained, fp32) and after (the pretrained model copied from memory, identical individuals
   never trained twice, ``dtype: auto``).
+* ``workers``: seconds per search of the GA's parallel worker pool (start, one generation,
+  shut down), a cell's searches in a row: spawned workers against workers forked from a
+  fork server that imported torch, transformers and the scoring code once.
 * ``inference``: tokens/s of physically pruned models (random masks at 50/70/90% of heads)
   against the unpruned one, fp32 and bf16, interleaved in one process.
 * ``quality``: test macro-F1 of the unpruned model fine-tuned with the default recipe in fp32
@@ -168,6 +171,55 @@ def part_ga(results: Path, config: dict, generations: int, population: int) -> d
     return out
 
 
+def part_workers(results: Path, config: dict, workers: int, searches: int) -> dict:
+    """Seconds per search of the GA's worker pool (start ``workers`` processes, score one
+    generation of ``workers`` masks, shut down), ``searches`` times in a row as the seeds of
+    a cell run: spawned workers against workers forked from the preloaded fork server."""
+    import multiprocessing as mp
+
+    split = pd.read_parquet(results / "data" / "split.parquet")
+    sample = io.read_json(results / "select" / config["select"]["default"] / "ids.json")["ids"]
+    task = build_task(
+        split,
+        sample,
+        model_dir=results / "model" / "pretrained",
+        rate=70,
+        seed=0,
+        params=config["prune"]["ga"],
+        train=config["prune"]["train"],
+        valid_size=config["prune"]["fitness_valid_size"],
+        metric=config["metric"],
+        max_length=config["model"]["max_length"],
+        dtype=config["dtype"],
+        threads=workers,
+        progress=False,
+    )
+    rng = np.random.default_rng(0)
+    masks = [random_keep_mask(6, 12, 70, rng) for _ in range(workers)]
+    out = {}
+    for name, context in (
+        ("spawn (before)", lambda score: mp.get_context("spawn")),
+        ("fork server (after)", ga.worker_context),
+    ):
+        seconds = []
+        with mock.patch.object(ga, "worker_context", context):
+            for _ in range(searches):
+                start = time.perf_counter()
+                with ga.worker_pool(task, workers, ga._worker_score) as (evaluate_many, _):
+                    scores = evaluate_many(masks)
+                seconds.append(time.perf_counter() - start)
+        out[name] = {"seconds": seconds, "scores": scores}
+    base = next(iter(out.values()))["seconds"]
+    print(f"\nGA worker pool: {workers} workers, one generation of {workers} masks per search, {searches} searches")
+    for name, r in out.items():
+        first, rest = r["seconds"][0], r["seconds"][1:]
+        later = f"later {np.mean(rest):5.1f} s ({np.mean(base[1:]) / np.mean(rest):4.2f}x)" if rest else ""
+        print(f"  {name:<22} first {first:5.1f} s ({base[0] / first:4.2f}x)  {later}")
+    a, b = (r["scores"] for r in out.values())
+    print(f"  same scores: {a == b}")
+    return out
+
+
 def part_inference(results: Path, config: dict, repeats: int) -> dict:
     model_dir = results / "model" / "pretrained"
     b = config["bench"]
@@ -248,7 +300,7 @@ def part_quality(results: Path, config: dict, seeds: int) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", choices=["train", "ga", "inference", "quality", "all"], default="all")
+    ap.add_argument("--part", choices=["train", "ga", "workers", "inference", "quality", "all"], default="all")
     ap.add_argument("--results", default="results")
     ap.add_argument("--config", nargs="+", default=["config/config.yaml"])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (a pipeline job has 1)")
@@ -256,6 +308,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--generations", type=int, default=3)
     ap.add_argument("--population", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2, help="workers: GA worker processes")
+    ap.add_argument("--searches", type=int, default=3, help="workers: searches in a row (a cell's seeds)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
@@ -269,6 +323,8 @@ def main(argv=None) -> dict:
             out["train"] = part_train(results, config, args.samples)
         elif part == "ga":
             out["ga"] = part_ga(results, config, args.generations, args.population)
+        elif part == "workers":
+            out["workers"] = part_workers(results, config, args.workers, args.searches)
         elif part == "inference":
             torch.set_num_threads(max(args.threads, 2))  # the bench rule has the whole machine
             out["inference"] = part_inference(results, config, args.repeats)

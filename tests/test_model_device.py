@@ -269,10 +269,9 @@ def _overlap(mask) -> float:
 
 def _run_with_fake_pool(monkeypatch, task):
     import concurrent.futures
-    import multiprocessing
 
     ctx = FakeContext(_overlap)
-    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: ctx if method == "spawn" else None)
+    monkeypatch.setattr(ga, "worker_context", lambda score: ctx)
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", ctx.executor)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process keeps its threads
     monkeypatch.setattr(ga, "_WORKER_TASK", None)

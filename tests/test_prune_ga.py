@@ -277,6 +277,28 @@ def test_parallel_workers_match_serial(tmp_path):
     assert strip_seconds(serial.history) == strip_seconds(parallel.history)
 
 
+def _model_code_imported(_) -> bool:
+    import sys
+
+    return "transformers.modeling_utils" in sys.modules and "lotteryprune.prune.score" in sys.modules
+
+
+def test_workers_start_with_the_model_code_imported():
+    """Where the platform has a fork server, workers fork from one that imported torch,
+    transformers' model code and the scoring code once (a spawned worker would import them
+    again, 3-4 s of CPU per worker per search); elsewhere they are spawned."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = ga.worker_context(_model_code_imported)
+    if "forkserver" not in mp.get_all_start_methods():
+        assert ctx.get_start_method() == "spawn"
+        return
+    assert ctx.get_start_method() == "forkserver"
+    with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        assert list(pool.map(_model_code_imported, range(2))) == [True, True]
+
+
 def test_ga_figures(tmp_path):
     from lotteryprune.report import figures
 

@@ -509,7 +509,7 @@ def _worker_init(task: PruneTask, threads: int, devices) -> None:
     from ..runtime import keep_freed_memory
 
     global _WORKER_TASK
-    keep_freed_memory()  # a spawned worker starts with glibc's defaults again
+    keep_freed_memory()  # a new worker starts with glibc's defaults again
     torch.set_num_threads(threads)
     if devices is not None:  # one CUDA device per worker
         task.device = devices.get()
@@ -523,10 +523,11 @@ def _worker_init(task: PruneTask, threads: int, devices) -> None:
 def _main_file_hidden():
     """Start worker processes without the parent's ``__main__`` file.
 
-    A spawned worker first runs the parent's main file (as ``__mp_main__``) unless the main
-    module was imported by name. Under Snakemake's ``script:`` that file is the rule's script
-    (``workflow/scripts/prune_run.py``, which Snakemake names as ``__file__``): run again in a
-    worker it has no ``snakemake`` object and fails, or with one would rerun the whole job.
+    A new worker (spawned, or forked from the fork server) first runs the parent's main file
+    (as ``__mp_main__``) unless the main module was imported by name. Under Snakemake's
+    ``script:`` that file is the rule's script (``workflow/scripts/prune_run.py``, which
+    Snakemake names as ``__file__``): run again in a worker it has no ``snakemake`` object
+    and fails, or with one would rerun the whole job.
     Workers need nothing from it (the task and the functions they run are importable), so the
     path is hidden while they start.
     """
@@ -556,23 +557,41 @@ def worker_devices(device: str, workers: int, cuda_devices: int) -> list[str] | 
     return [f"cuda:{i}" for i in range(min(workers, cuda_devices))]
 
 
+def worker_context(score: Callable):
+    """How workers start: forked from a fork server that imported torch, transformers'
+    model code and ``score``'s module once, where the platform has one (Linux, macOS);
+    else spawned.
+
+    A spawned worker imports them itself: 3-4 s of CPU each, paid again by every search
+    (every seed of every cell). The fork server is started once per job process, by its
+    first pool, and never touches CUDA, so its children may. Like spawned ones, they do not
+    inherit the parent's state (threads, CUDA context, the job's open files)."""
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["lotteryprune.prune.score", "transformers.modeling_utils", score.__module__])
+    return ctx
+
+
 @contextlib.contextmanager
 def worker_pool(task: PruneTask, workers: int, score: Callable):
     """``(evaluate_many, workers)`` for a search: ``evaluate_many(items)`` scores items in
-    ``workers`` spawned processes, each running ``score(item)`` (a module-level function
-    reading :data:`_WORKER_TASK`), or is None with fewer than 2 workers. On CUDA with
+    ``workers`` processes (:func:`worker_context`), each running ``score(item)`` (a
+    module-level function reading :data:`_WORKER_TASK`), or is None with fewer than 2
+    workers. On CUDA with
     several visible GPUs each worker owns one (:func:`worker_devices`; then ``workers`` is
     their number); otherwise the workers split the job's threads. Used by ``ga`` and
     ``ga_ffn``."""
     if workers < 2:
         yield None, 1
         return
-    import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     import torch
 
-    ctx = mp.get_context("spawn")
+    ctx = worker_context(score)
     devices = None
     gpus = worker_devices(task.device, workers, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if gpus is not None:
