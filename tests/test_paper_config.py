@@ -23,12 +23,16 @@ overlay, :data:`SCALE`, that changes only what this machine's scale or availabil
   with the i-th fine-tuning seed).
 
 Everything else is paper.yaml's: the NSP scorer, ``prune.ga.workers: 4``,
-``finetune.save_model: true``, every rate (10 ... 90 and 95), every method and augmentation,
-the lottery selections, ``random.draws: 10``, the training recipes, the metric.
+``finetune.save_model: true``, every method and augmentation, the lottery selections,
+``random.draws: 10``, the training recipes, the metric.
 
-The DAG is what paper.yaml makes it, about 250 jobs, one per cell (9 methods x 10 rates,
-three augmentations for GA, Tables 4 and 6); on 2 cores each job costs mostly the Python
-and torch start-up, so the run takes several minutes (its wall time is printed).
+The DAG is planned as paper.yaml makes it, about 250 jobs, one per cell (9 methods x 10
+rates, three augmentations for GA, Tables 4 and 6), and every cell of it is checked. The run
+executes it at :data:`RUN_RATES` (a third overlay, for the run only): the rates the claims
+read (50, the reference 70, 90) and 95, which keeps one head. The other six rates take no
+code path these four leave untaken, and on 2 cores each job costs 4-6 s of Python, torch
+and transformers start-up whatever its rate: all ten rates made this one test 15 of the
+suite's 30 minutes. The run's job count and wall time are printed.
 
 The Slurm part submits the paper config's GPU rules (the NSP scorer and a GA cell at 95%)
 through profiles/slurm to the local cluster of tests/test_slurm.py, whose node offers
@@ -67,6 +71,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 COPY = ["Snakefile", "rules", "workflow", "config", "envs", "profiles"]
 TARGETS = ["results/table5.csv", "results/claims.csv"]
+# The rates the run executes (module docstring): the claims' 50, 70 and 90, and 95.
+RUN_RATES = [50, 70, 90, 95]
 
 pytestmark = pytest.mark.workflow
 
@@ -238,24 +244,28 @@ def _workdir(dest: Path, sources: dict) -> Path:
         else:
             shutil.copy2(src, dest / name)
     (dest / "config" / "toy.yaml").write_text(yaml.safe_dump(scale_overlay(sources), sort_keys=False))
+    (dest / "config" / "run-rates.yaml").write_text(yaml.safe_dump({"prune": {"rates": RUN_RATES}}))
     return dest
 
 
 CONFIG_ARGS = ["--configfile", "config/paper.yaml", "config/toy.yaml"]  # last: it takes several files
+RUN_ARGS = [*CONFIG_ARGS, "config/run-rates.yaml"]
 
 
-def _snakemake(workdir: Path, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+def _snakemake(
+    workdir: Path, *args: str, config: list[str] = RUN_ARGS, timeout: int = 3600
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("SNAKEMAKE_PROFILE", None)
     proc = subprocess.run(
-        [SNAKEMAKE, *args, *CONFIG_ARGS], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
+        [SNAKEMAKE, *args, *config], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
     )
     assert proc.returncode == 0, f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-8000:]}"
     return proc
 
 
-def _planned(workdir: Path) -> dict[str, int]:
-    out = _snakemake(workdir, *TARGETS, "--cores", "2", "-n", "--quiet", "rules").stdout  # targets first
+def _planned(workdir: Path, config: list[str]) -> dict[str, int]:
+    out = _snakemake(workdir, *TARGETS, "--cores", "2", "-n", "--quiet", "rules", config=config).stdout  # targets first
     counts = {}
     for line in out.splitlines():
         parts = line.split()
@@ -266,13 +276,22 @@ def _planned(workdir: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory, sources):
+    """The paper grid as planned (every rate), then the run at RUN_RATES."""
     workdir = _workdir(tmp_path_factory.mktemp("paper"), sources)
-    planned = _planned(workdir)
+    planned = _planned(workdir, CONFIG_ARGS)
+    run = _planned(workdir, RUN_ARGS)
     start = time.perf_counter()
     _snakemake(workdir, *TARGETS, "--cores", "2")
     seconds = time.perf_counter() - start
-    print(f"\npaper config at toy scale: {sum(planned.values())} jobs in {seconds:.0f} s wall ({planned})")
+    print(
+        f"\npaper config at toy scale: {sum(planned.values())} jobs planned, {sum(run.values())} run "
+        f"(rates {RUN_RATES}) in {seconds:.0f} s wall ({run})"
+    )
     return workdir, planned
+
+
+def _heads_pruned(rate: int) -> int:
+    return min(round(rate / 100 * LAYERS * HEADS), LAYERS * HEADS - 1)
 
 
 # --------------------------------------------------------------------------- what is run
@@ -320,6 +339,12 @@ def test_the_overlay_changes_only_what_scale_forces(tmp_path):
     assert toy["zeroshot"]["scorer"] == "nsp" and toy["prune"]["ga"]["workers"] > 1
     assert toy["finetune"]["save_model"] is True and 95 in toy["prune"]["rates"]
     assert len(toy["prune"]["seeds"]) > 1 and len(toy["finetune"]["seeds"]) > 1
+    # the toy model's 16 heads give every paper rate its own head count; 95% keeps one
+    assert len({_heads_pruned(r) for r in PAPER["prune"]["rates"]}) == len(PAPER["prune"]["rates"])
+    assert _heads_pruned(95) == LAYERS * HEADS - 1
+    # the run's rates are paper rates, and hold every rate a claim reads
+    assert set(RUN_RATES) <= set(PAPER["prune"]["rates"])
+    assert {50, PAPER["report"]["reference_rate"], 90, max(PAPER["prune"]["rates"])} <= set(RUN_RATES)
     # and the result is a valid config
     from snakemake.utils import validate
 
@@ -362,7 +387,7 @@ def test_tables_and_claims_cover_every_method_rate_and_seed(paper_run):
     for _, row in measured.iterrows():
         counts = dict(item.replace("%", "").split(":") for item in str(row["runs"]).split())  # "10%:2 20%:2 ..."
         table4_only = row["augmentation"] not in PAPER["finetune"]["augmentations"]
-        expected_rates = [PAPER["report"]["reference_rate"]] if table4_only else PAPER["prune"]["rates"]
+        expected_rates = [PAPER["report"]["reference_rate"]] if table4_only else RUN_RATES
         assert sorted(int(r) for r in counts) == sorted(expected_rates), (row["method"], row["augmentation"])
         runs = PAPER["prune"]["random"]["draws"] if row["method"] == "random" else len(toy["prune"]["seeds"])
         assert set(counts.values()) == {str(runs)}, (row["method"], row["runs"])
@@ -414,18 +439,18 @@ def test_zero_shot_scores_came_from_the_nsp_head(paper_run):
         assert values.shape[1] == 42 and ((values >= 0) & (values <= 1)).all().all()
 
 
-def test_ga_ran_its_parallel_workers_and_every_rate(paper_run):
+def test_ga_ran_its_parallel_workers_at_every_run_rate(paper_run):
     from lotteryprune.model.heads import load_mask_set
 
     workdir, _ = paper_run
     toy = yaml.safe_load((workdir / "config" / "toy.yaml").read_text())
     workers = PAPER["prune"]["ga"]["workers"]
-    for rate in PAPER["prune"]["rates"]:
+    for rate in RUN_RATES:
         cell = workdir / "results" / "prune" / "ga" / PAPER["select"]["default"] / str(rate)
         assert f"{workers} worker(s)" in (cell / "prune.log").read_text()
         masks = load_mask_set(cell / "masks.safetensors")
         assert sorted(masks) == toy["prune"]["seeds"]
-        expected = min(round(rate / 100 * LAYERS * HEADS), LAYERS * HEADS - 1)
+        expected = _heads_pruned(rate)
         for seed, entry in masks.items():
             keep = np.asarray(entry[0], dtype=bool)
             assert int((~keep).sum()) == expected, (rate, seed)
