@@ -1,6 +1,6 @@
 """The task a pruning method is given and the result it returns, and how one job's task is
 built from the split, the lottery sample and the config (the prune rule and
-benchmarks/ga_vs_random.py build it the same way).
+benchmarks/speed.py build it the same way).
 """
 
 from __future__ import annotations
