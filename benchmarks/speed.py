@@ -117,29 +117,35 @@ def part_train(results: Path, config: dict, samples: int) -> dict:
     return out
 
 
-def part_ga(results: Path, config: dict, generations: int, population: int) -> dict:
+def ga_task(results: Path, config: dict, params: dict, dtype: str, threads: int = 1):
+    """The prune rule's task for the GA at 70% on the default lottery sample, search seed 0."""
     split = pd.read_parquet(results / "data" / "split.parquet")
     sample = io.read_json(results / "select" / config["select"]["default"] / "ids.json")["ids"]
+    return build_task(
+        split,
+        sample,
+        model_dir=results / "model" / "pretrained",
+        rate=70,
+        seed=0,
+        params=params,
+        train=config["prune"]["train"],
+        valid_size=config["prune"]["fitness_valid_size"],
+        metric=config["metric"],
+        max_length=config["model"]["max_length"],
+        dtype=dtype,
+        threads=threads,
+        progress=False,
+    )
+
+
+def part_ga(results: Path, config: dict, generations: int, population: int) -> dict:
     params = {**config["prune"]["ga"], "population": population, "generations": generations, "patience": generations}
     out = {}
     for name, previous, dtype in (
         ("before: from_pretrained per individual, no fitness cache, fp32", True, "float32"),
         ("after: in-memory copy, fitness cache, dtype auto", False, "auto"),
     ):
-        task = build_task(
-            split,
-            sample,
-            model_dir=results / "model" / "pretrained",
-            rate=70,
-            seed=0,
-            params=params,
-            train=config["prune"]["train"],
-            valid_size=config["prune"]["fitness_valid_size"],
-            metric=config["metric"],
-            max_length=config["model"]["max_length"],
-            dtype=dtype,
-            progress=False,
-        )
+        task = ga_task(results, config, params, dtype)
         sources._TEMPLATES.clear()
         calls = []
 
@@ -162,7 +168,9 @@ def part_ga(results: Path, config: dict, generations: int, population: int) -> d
             "best": result.best_fitness,
         }
     base = next(iter(out.values()))["individuals_per_min"]
-    print(f"\nGA at 70%, population {population}, {generations} generations, lottery sample {len(sample)}, 1 thread")
+    print(
+        f"\nGA at 70%, population {population}, {generations} generations, lottery sample {len(task.train_texts)}, 1 thread"
+    )
     for name, r in out.items():
         print(
             f"  {name:<62} {r['individuals_per_min']:6.1f} individuals/min ({r['trained']} of {r['individuals']} trained)"
@@ -177,23 +185,7 @@ def part_workers(results: Path, config: dict, workers: int, searches: int) -> di
     a cell run: spawned workers against workers forked from the preloaded fork server."""
     import multiprocessing as mp
 
-    split = pd.read_parquet(results / "data" / "split.parquet")
-    sample = io.read_json(results / "select" / config["select"]["default"] / "ids.json")["ids"]
-    task = build_task(
-        split,
-        sample,
-        model_dir=results / "model" / "pretrained",
-        rate=70,
-        seed=0,
-        params=config["prune"]["ga"],
-        train=config["prune"]["train"],
-        valid_size=config["prune"]["fitness_valid_size"],
-        metric=config["metric"],
-        max_length=config["model"]["max_length"],
-        dtype=config["dtype"],
-        threads=workers,
-        progress=False,
-    )
+    task = ga_task(results, config, config["prune"]["ga"], config["dtype"], threads=workers)
     rng = np.random.default_rng(0)
     masks = [random_keep_mask(6, 12, 70, rng) for _ in range(workers)]
     out = {}
