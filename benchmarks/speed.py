@@ -190,7 +190,7 @@ def part_workers(results: Path, config: dict, workers: int, searches: int) -> di
     masks = [random_keep_mask(6, 12, 70, rng) for _ in range(workers)]
     out = {}
     for name, context in (
-        ("spawn (before)", lambda score: mp.get_context("spawn")),
+        ("spawn (before)", lambda score, device: mp.get_context("spawn")),
         ("fork server (after)", ga.worker_context),
     ):
         seconds = []

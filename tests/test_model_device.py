@@ -271,7 +271,7 @@ def _run_with_fake_pool(monkeypatch, task):
     import concurrent.futures
 
     ctx = FakeContext(_overlap)
-    monkeypatch.setattr(ga, "worker_context", lambda score: ctx)
+    monkeypatch.setattr(ga, "worker_context", lambda score, device: ctx)
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", ctx.executor)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process keeps its threads
     monkeypatch.setattr(ga, "_WORKER_TASK", None)

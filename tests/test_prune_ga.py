@@ -284,13 +284,14 @@ def _model_code_imported(_) -> bool:
 
 
 def test_workers_start_with_the_model_code_imported():
-    """Where the platform has a fork server, workers fork from one that imported torch,
-    transformers' model code and the scoring code once (a spawned worker would import them
-    again, 3-4 s of CPU per worker per search); elsewhere they are spawned."""
+    """On CPU where the platform has a fork server, workers fork from one that imported
+    torch, transformers' model code and the scoring code once (a spawned worker would import
+    them again, 3-4 s of CPU per worker per search); on CUDA and elsewhere they are spawned."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = ga.worker_context(_model_code_imported)
+    assert ga.worker_context(_model_code_imported, "cuda:0").get_start_method() == "spawn"
+    ctx = ga.worker_context(_model_code_imported, "cpu")
     if "forkserver" not in mp.get_all_start_methods():
         assert ctx.get_start_method() == "spawn"
         return

@@ -557,18 +557,20 @@ def worker_devices(device: str, workers: int, cuda_devices: int) -> list[str] | 
     return [f"cuda:{i}" for i in range(min(workers, cuda_devices))]
 
 
-def worker_context(score: Callable):
-    """How workers start: forked from a fork server that imported torch, transformers'
-    model code and ``score``'s module once, where the platform has one (Linux, macOS);
-    else spawned.
+def worker_context(score: Callable, device: str = "cpu"):
+    """How workers start. On CPU, where the platform has a fork server (Linux, macOS): forked
+    from one that imported torch, transformers' model code and ``score``'s module once.
+    Otherwise spawned.
 
     A spawned worker imports them itself: 3-4 s of CPU each, paid again by every search
-    (every seed of every cell). The fork server is started once per job process, by its
-    first pool, and never touches CUDA, so its children may. Like spawned ones, they do not
-    inherit the parent's state (threads, CUDA context, the job's open files)."""
+    (every seed of every cell), which is most of a search at toy scale. The fork server is
+    started once per job process, by its first pool; like spawned workers, its children do
+    not inherit the parent's state (threads, the job's open files). Workers on CUDA are
+    spawned: a process forked after anything initialised CUDA cannot use it, their start-up
+    is small beside their GPU work, and no GPU here could test the fork server's imports."""
     import multiprocessing as mp
 
-    if "forkserver" not in mp.get_all_start_methods():
+    if str(device).startswith("cuda") or "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["lotteryprune.prune.score", "transformers.modeling_utils", score.__module__])
@@ -591,7 +593,7 @@ def worker_pool(task: PruneTask, workers: int, score: Callable):
 
     import torch
 
-    ctx = worker_context(score)
+    ctx = worker_context(score, task.device)
     devices = None
     gpus = worker_devices(task.device, workers, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if gpus is not None:
