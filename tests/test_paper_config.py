@@ -16,10 +16,9 @@ overlay, :data:`SCALE`, that changes only what this machine's scale or availabil
   rate prunes a different number of heads and 95% keeps exactly one;
 * sizes and generations: GA population 4 over 2 generations, MCAP's episodes and maps,
   LDA's topic counts, the benchmark's repeats, the bootstrap's resamples;
-* seeds: 2 search seeds and 2 fine-tuning seeds instead of 3. Each GA run starts its 4
-  workers afresh, each importing torch and transformers (~3 s of CPU): the third seed cost
-  15 GA cells x 4 workers ~ 3 minutes of a 2-core CI machine for no code path the second
-  seed leaves untaken (two seeds already pool runs in the claims and pair the i-th mask
+* seeds: 2 search seeds and 2 fine-tuning seeds instead of 3. A third seed adds a search
+  to every pruning cell and a run to every fine-tuning cell, and takes no code path the
+  second leaves untaken (two seeds already pool runs in the claims and pair the i-th mask
   with the i-th fine-tuning seed).
 
 Everything else is paper.yaml's: the NSP scorer, ``prune.ga.workers: 4``,
