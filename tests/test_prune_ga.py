@@ -290,7 +290,8 @@ def test_workers_start_with_the_model_code_imported():
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    assert ga.worker_context(_model_code_imported, "cuda:0").get_start_method() == "spawn"
+    for device in ("cuda", "cuda:1", "mps"):
+        assert ga.worker_context(_model_code_imported, device).get_start_method() == "spawn"
     ctx = ga.worker_context(_model_code_imported, "cpu")
     if "forkserver" not in mp.get_all_start_methods():
         assert ctx.get_start_method() == "spawn"

@@ -567,10 +567,11 @@ def worker_context(score: Callable, device: str = "cpu"):
     started once per job process, by its first pool; like spawned workers, its children do
     not inherit the parent's state (threads, the job's open files). Workers on CUDA are
     spawned: a process forked after anything initialised CUDA cannot use it, their start-up
-    is small beside their GPU work, and no GPU here could test the fork server's imports."""
+    is small beside their GPU work, and no GPU here could test the fork server's imports;
+    so are workers on any other accelerator."""
     import multiprocessing as mp
 
-    if str(device).startswith("cuda") or "forkserver" not in mp.get_all_start_methods():
+    if str(device) != "cpu" or "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["lotteryprune.prune.score", "transformers.modeling_utils", score.__module__])
@@ -582,10 +583,9 @@ def worker_pool(task: PruneTask, workers: int, score: Callable):
     """``(evaluate_many, workers)`` for a search: ``evaluate_many(items)`` scores items in
     ``workers`` processes (:func:`worker_context`), each running ``score(item)`` (a
     module-level function reading :data:`_WORKER_TASK`), or is None with fewer than 2
-    workers. On CUDA with
-    several visible GPUs each worker owns one (:func:`worker_devices`; then ``workers`` is
-    their number); otherwise the workers split the job's threads. Used by ``ga`` and
-    ``ga_ffn``."""
+    workers. On CUDA with several visible GPUs each worker owns one
+    (:func:`worker_devices`; then ``workers`` is their number); otherwise the workers split
+    the job's threads. Used by ``ga`` and ``ga_ffn``."""
     if workers < 2:
         yield None, 1
         return
