@@ -82,6 +82,16 @@ TEST_TRAIN = {
 }
 
 
+def planned_jobs(dry_run_stdout: str) -> dict[str, int]:
+    """Rule -> job count from ``snakemake -n --quiet rules`` output (its job-stats table)."""
+    counts = {}
+    for line in dry_run_stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
 def train_cfg(**overrides):
     """A TrainConfig for the tiny models: every field given (the library has no defaults)."""
     from lotteryprune.model.training import TrainConfig
@@ -91,7 +101,7 @@ def train_cfg(**overrides):
     return TrainConfig.from_section(values, name="test", **job)
 
 
-def prune_task(tiny, rate, params, *, seed=0, valid=8, **train):
+def prune_task(tiny, rate, params, *, seed=0, valid=8, workdir=None, threads=1, **train):
     """A PruneTask on a tiny corpus ``(model dir, texts, labels)``: the first ``valid`` texts
     are the validation subset, ``train`` overrides the short training's recipe."""
     from lotteryprune.prune import PruneTask
@@ -108,6 +118,8 @@ def prune_task(tiny, rate, params, *, seed=0, valid=8, **train):
         params=params,
         seed=seed,
         metric="macro_f1",
+        workdir=workdir,
+        threads=threads,
         progress=False,
     )
 

@@ -58,6 +58,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import planned_jobs
 from test_slurm import (  # the local Slurm cluster, its GPU-shaped node and its checks
     LOCAL_CLUSTER_ARGS,
     assert_allocated_as_profile,
@@ -264,13 +265,7 @@ def _snakemake(
 
 
 def _planned(workdir: Path, config: list[str]) -> dict[str, int]:
-    out = _snakemake(workdir, *TARGETS, "--cores", "2", "-n", "--quiet", "rules", config=config).stdout  # targets first
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
+    return planned_jobs(_snakemake(workdir, *TARGETS, "--cores", "2", "-n", "--quiet", "rules", config=config).stdout)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import train_cfg
+from conftest import prune_task
 from lotteryprune.model.cost import UnitCosts
 from lotteryprune.model.heads import gated, layers_of
 from lotteryprune.model.sources import load_classifier, load_tokenizer
 from lotteryprune.prune import fisher
-from lotteryprune.prune.task import PruneTask
 
 TEXTS = [
     "what a great day",
@@ -308,19 +307,7 @@ def test_mask_tuning_reduces_every_layers_error(tiny_model_dir):
 
 
 def _task(d, texts, labels, rate, params=PARAMS):
-    return PruneTask(
-        model_dir=str(d),
-        train_texts=texts,
-        train_labels=labels,
-        valid_texts=texts[:12],
-        valid_labels=labels[:12],
-        rate=rate,
-        train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
-        params=params,
-        seed=0,
-        metric="macro_f1",
-        progress=False,
-    )
+    return prune_task((d, texts, labels), rate, params, valid=12, epochs=1, max_length=16)
 
 
 @pytest.mark.parametrize("rate", [40, 75])

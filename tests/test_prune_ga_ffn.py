@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import GA_PARAMS, train_cfg
+from conftest import GA_PARAMS, prune_task, train_cfg
 from lotteryprune import bench, finetune
 from lotteryprune.model.cost import UnitCosts, forward_flops
 from lotteryprune.model.heads import (
@@ -325,20 +325,7 @@ def test_ga_ffn_search_finds_a_hidden_target():
 
 def _tiny_task(model_dir, texts, labels, params, rate, **job) -> PruneTask:
     """A ga_ffn task on the tiny model: half the texts score a mask, one short epoch trains it."""
-    return PruneTask(
-        model_dir=str(model_dir),
-        train_texts=texts,
-        train_labels=labels,
-        valid_texts=texts[:12],
-        valid_labels=labels[:12],
-        rate=rate,
-        train_cfg=train_cfg(epochs=1, batch_size=8, max_length=16),
-        params=params,
-        seed=0,
-        metric="macro_f1",
-        progress=False,
-        **job,
-    )
+    return prune_task((model_dir, texts, labels), rate, params, valid=12, epochs=1, max_length=16, **job)
 
 
 def test_ga_ffn_runs_on_the_tiny_model_and_resumes(tiny_corpus, tmp_path):

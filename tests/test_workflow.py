@@ -20,6 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import planned_jobs
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 COPY = ["Snakefile", "rules", "workflow", "config", "envs", "profiles", "src"]
@@ -57,13 +59,7 @@ def _overlay(workdir: Path, name: str, values: dict, *under: str) -> list[str]:
 
 def _planned_rules(workdir: Path, *args: str) -> dict[str, int]:
     """Rule -> job count that a dry run would execute."""
-    out = _snakemake(workdir, "-n", "--quiet=rules", *args).stdout  # = : it takes several values
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
-            counts[parts[0]] = int(parts[1])
-    return counts
+    return planned_jobs(_snakemake(workdir, "-n", "--quiet=rules", *args).stdout)  # = : it takes several values
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +255,6 @@ def _stable(summary: dict) -> dict:
 
 
 def test_killed_ga_job_resumes_to_the_same_result(completed):
-
     tiny = yaml.safe_load((completed / "config" / "tiny.yaml").read_text())
     rate = tiny["prune"]["rates"][-1]
     job = completed / "results" / "prune" / "ga" / tiny["select"]["default"] / str(rate)
