@@ -104,7 +104,8 @@ rule figures:
 
 # Beyond the paper (issue #18): the speed-quality frontier of every method in prune.methods
 # (config/beyond.yaml adds fisher, fisher_heads and ga_ffn): test metric vs measured speed-up
-# at every rate, no augmentation. Not part of `all`; build it with
+# at every rate, and for the methods in finetune.methods with every augmentation too. Not
+# part of `all`; build it with
 #   snakemake results/frontier.csv --cores 2 --configfile config/config.yaml config/beyond.yaml
 rule frontier:
     input:

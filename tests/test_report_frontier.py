@@ -33,9 +33,9 @@ def _pred(accuracy, seed):
     return pred
 
 
-def _cell(root, method, rate, accuracy, unit="heads", runs=3):
+def _cell(root, method, rate, accuracy, unit="heads", runs=3, aug="none"):
     sel = None if method == "unpruned" else "random-5"
-    cell = root / method / str(sel) / str(rate) / "none"
+    cell = root / method / str(sel) / str(rate) / aug
     cell.mkdir(parents=True)
     frames, records = [], []
     base = _pred(accuracy, 1000 + rate)  # runs agree mostly, as seeds of one mask do
@@ -59,7 +59,7 @@ def _cell(root, method, rate, accuracy, unit="heads", runs=3):
     pd.concat(frames).to_parquet(cell / "predictions.parquet")
     (cell / "metrics.json").write_text(
         json.dumps(
-            {"method": method, "selection": sel, "rate": rate, "augmentation": "none", "unit": unit, "runs": records}
+            {"method": method, "selection": sel, "rate": rate, "augmentation": aug, "unit": unit, "runs": records}
         )
     )
     return str(cell / "metrics.json")
@@ -164,3 +164,38 @@ def test_report_without_the_new_methods(tmp_path):
     assert out["versus"].empty and list(out["table"]["method"]) == ["ga"]
     assert out["table"]["lossless_rate"].iloc[0] == 50
     frontier.figure(out["points"], tmp_path / "f.png", metric="macro_f1", allocation_points=1.0)
+
+
+def test_an_augmented_series_is_measured_against_the_unpruned_model_fine_tuned_the_same_way(tmp_path):
+    """With an augmentation, "lossless" is against the unpruned model fine-tuned with it:
+    here the augmentation lifts the unpruned model, so a pruned model as good as the
+    unaugmented reference is still a loss under its own recipe."""
+    paths = [_cell(tmp_path, "unpruned", 0, 0.80), _cell(tmp_path, "unpruned", 0, 0.86, aug="pca")]
+    for method in ("ga_ffn", "fisher"):
+        paths.append(_cell(tmp_path, method, 70, 0.78, "flops"))
+        paths.append(_cell(tmp_path, method, 70, 0.80 if method == "ga_ffn" else 0.70, "flops", aug="pca"))
+    bench = {m: _bench(m, {70: 2.6}, "flops") for m in ("ga_ffn", "fisher")}
+    results = tables.load_results(paths, SETTINGS)
+    pts = frontier.points(results, bench).set_index(["method", "augmentation", "rate"])
+
+    aug_ref = pts.loc[("unpruned", "pca", 0)]  # the augmentation's own effect on the unpruned model
+    assert aug_ref["reference"] == "unpruned/none" and aug_ref["vs_reference_low"] > 0
+    row = pts.loc[("ga_ffn", "pca", 70)]
+    same_recipe = results.compare(results.get("ga_ffn", "random-5", 70, "pca"), results.reference("pca"))
+    assert row["reference"] == "unpruned/pca" and row["vs_reference"] == pytest.approx(same_recipe.difference)
+    assert not row["lossless"]
+    assert results.compare(results.get("ga_ffn", "random-5", 70, "pca"), results.reference("none")).high >= 0
+    assert pts.loc[("ga_ffn", "none", 70)]["reference"] == "unpruned/none"
+
+    table = frontier.frontier_table(pts.reset_index(), 1.0)
+    assert set(zip(table["method"], table["augmentation"])) == {
+        (m, a) for m in ("ga_ffn", "fisher") for a in ("none", "pca")
+    }
+    vs = frontier.versus(results, bench).set_index("augmentation")
+    assert list(vs.index) == ["none", "pca"] and vs.loc["pca", "better"] == "ga_ffn"
+    frontier.figure(pts.reset_index(), tmp_path / "f.png", metric="macro_f1", allocation_points=1.0)
+
+    # a series fine-tuned with an augmentation the unpruned model was not: named, not skipped
+    missing = [p for p in paths if "unpruned/None/0/pca" not in p]
+    with pytest.raises(ValueError, match="unpruned/pca/metrics.json"):
+        frontier.points(tables.load_results(missing, SETTINGS), bench)

@@ -6,8 +6,11 @@ Whatever a method's rate counts (heads, weights, or the encoder's FLOPs for ``fi
 ``ga_ffn``), its models are timed the same way, so the speed-up is the common axis.
 
 * metric: mean over runs with the paired-bootstrap interval over test examples and runs
-  (:mod:`.stats`, as claims.csv); difference from the unpruned reference (no augmentation)
-  with its interval;
+  (:mod:`.stats`, as claims.csv); difference from the unpruned reference with its
+  interval. A series fine-tuned with an augmentation (the methods in ``finetune.methods``)
+  is measured against the unpruned model fine-tuned with the same augmentation, so the
+  difference is what pruning costs under one recipe; the unpruned rows of the augmentations
+  give each augmentation's own effect on the unpruned model (against ``none``);
 * speed-up: the mean over a rate's masks (search seeds) of median(unpruned) /
   median(pruned) latency, and a 95% interval from resampling each mask's interleaved timing
   pairs (as :func:`.tables.inference_gain`);
@@ -16,8 +19,9 @@ Whatever a method's rate counts (heads, weights, or the encoder's FLOPs for ``fi
   tested rate passes too (:func:`.tables.highest_contiguous`), the highest mean speed-up;
   *within the allocation* likewise against the reference minus ``report.loss_allocation``
   points;
-* head-to-head: at each rate two methods both ran (same rate = same head count, or same
-  FLOPs budget), the paired bootstrap of one minus the other, and both speed-ups.
+* head-to-head: at each rate and augmentation two methods both ran (same rate = same head
+  count, or same FLOPs budget), the paired bootstrap of one minus the other, and both
+  speed-ups.
 """
 
 from __future__ import annotations
@@ -80,33 +84,56 @@ def _groups(results: tables.Results) -> dict[tuple, dict[int, tables.Cell]]:
     return groups
 
 
-def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
-    """One row per method, augmentation and rate (and the unpruned reference): the metric
-    and its interval, the difference from the reference and its interval, whether the rate
-    is lossless / within the allocation, the measured speed-up and its interval."""
+def _reference_rows(results: tables.Results) -> list[dict]:
+    """The unpruned model with each augmentation it was fine-tuned with (``none`` first);
+    an augmented one carries its difference from ``none``."""
     s = results.settings
-    ref = results.reference("none")
-    ref_mean, ref_low, ref_high = results.interval(ref)
-    rows = [
-        {
+    base = results.reference("none")
+    augs = sorted({c.augmentation for c in results.cells.values() if c.method == "unpruned"} - {"none"})
+    rows = []
+    for aug in ["none", *augs]:
+        ref = results.reference(aug)
+        mean, low, high = results.interval(ref)
+        row = {
             "method": "unpruned",
-            "augmentation": "none",
+            "augmentation": aug,
+            "reference": "unpruned/none",
             "unit": "",
             "rate": 0,
             "metric": s.metric,
-            "value": ref_mean,
-            "ci_low": ref_low,
-            "ci_high": ref_high,
+            "value": mean,
+            "ci_low": low,
+            "ci_high": high,
             "runs": len(ref.preds),
             "speedup": 1.0,
             "speedup_low": 1.0,
             "speedup_high": 1.0,
             "flop_speedup": 1.0,
-            "files": ref.file,
+            "files": tables._files(ref, base),
         }
-    ]
+        if aug != "none":
+            c = results.compare(ref, base)
+            row.update(vs_reference=c.difference, vs_reference_low=c.low, vs_reference_high=c.high)
+        rows.append(row)
+    return rows
+
+
+def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
+    """One row per method, augmentation and rate (and the unpruned reference per
+    augmentation): the metric and its interval, the difference from the unpruned model
+    fine-tuned with the same augmentation and its interval, whether the rate is lossless /
+    within the allocation, the measured speed-up and its interval."""
+    s = results.settings
+    rows = _reference_rows(results)
     for (method, aug), by_rate in sorted(_groups(results).items()):
         speed = speedups(bench, method, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
+        try:
+            ref = results.reference(aug)
+        except ValueError as e:
+            raise ValueError(
+                f"{method} was fine-tuned with augmentation {aug!r} but the unpruned model was not "
+                f"(results/finetune/unpruned/{aug}/metrics.json, rule finetune_reference): {e}"
+            ) from None
         for rate, cell in sorted(by_rate.items()):
             mean, low, high = results.interval(cell)
             lossless, c0 = tables.passes(results, cell, ref, 0.0)
@@ -116,6 +143,7 @@ def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
                 {
                     "method": method,
                     "augmentation": aug,
+                    "reference": f"unpruned/{aug}",
                     "unit": cell.unit,
                     "rate": rate,
                     "metric": s.metric,
@@ -195,16 +223,18 @@ def frontier_table(pts: pd.DataFrame, allocation_points: float) -> pd.DataFrame:
 
 
 def versus(results: tables.Results, bench: dict | None, duels=DUELS) -> pd.DataFrame:
-    """Head to head at every rate both methods of a duel ran (no augmentation): the paired
+    """Head to head at every rate and augmentation both methods of a duel ran: the paired
     bootstrap of a - b, its verdict ("held" = a better), and both speed-ups."""
     s = results.settings
     rows = []
     for a, b in duels:
         speed_a = speedups(bench, a, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
         speed_b = speedups(bench, b, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
-        rates = sorted({c.rate for c in results.cells.values() if c.method == a and c.selection == s.selection})
-        for rate in rates:
-            ca, cb = results.get(a, s.selection, rate, "none"), results.get(b, s.selection, rate, "none")
+        keys = sorted(
+            {(c.augmentation != "none", c.augmentation, c.rate) for c in results.cells.values() if c.method == a}
+        )
+        for _, aug, rate in keys:
+            ca, cb = results.get(a, s.selection, rate, aug), results.get(b, s.selection, rate, aug)
             if ca is None or cb is None:
                 continue
             c = results.compare(ca, cb)
@@ -215,6 +245,7 @@ def versus(results: tables.Results, bench: dict | None, duels=DUELS) -> pd.DataF
                 {
                     "a": a,
                     "b": b,
+                    "augmentation": aug,
                     "unit": ca.unit,
                     "rate": rate,
                     "metric": s.metric,
@@ -244,11 +275,13 @@ STYLE = {"ga": ("-", 2.2), "ga_ffn": ("-", 2.2), "fisher": ("--", 1.6), "fisher_
 
 
 def figure(pts: pd.DataFrame, path: str | Path, *, metric: str, allocation_points: float) -> list[str]:
-    """Test metric vs measured speed-up, one line per method (no augmentation; augmented
-    rows dotted), both with their 95% intervals; the unpruned reference at 1x with its
-    interval shaded, the allocation below it dotted."""
+    """Test metric vs measured speed-up, one line per method and augmentation (augmented
+    series dotted), both with their 95% intervals; the unpruned reference (no augmentation)
+    at 1x with its interval shaded, the allocation below it dotted, and the unpruned model
+    with each other augmentation as a marker at 1x."""
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
-    ref = pts[pts["method"] == "unpruned"].iloc[0]
+    refs = pts[pts["method"] == "unpruned"]
+    ref = refs[refs["augmentation"] == "none"].iloc[0]
     ax.axhspan(ref["ci_low"], ref["ci_high"], color="black", alpha=0.08)
     ax.axhline(ref["value"], color="black", linestyle="--", linewidth=1.2, label="unpruned")
     ax.axhline(
@@ -259,6 +292,17 @@ def figure(pts: pd.DataFrame, path: str | Path, *, metric: str, allocation_point
         label=f"unpruned - {allocation_points:g} point(s)",
     )
     ax.axvline(2.0, color="grey", linewidth=0.6)
+    for _, r in refs[refs["augmentation"] != "none"].iterrows():
+        ax.errorbar(
+            [1.0],
+            [r["value"]],
+            yerr=[[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]],
+            marker="D",
+            markersize=4,
+            capsize=2,
+            linestyle="none",
+            label=f"unpruned + {r['augmentation']}",
+        )
     for (method, aug), group in pts[(pts["method"] != "unpruned") & pts["speedup"].notna()].groupby(
         ["method", "augmentation"], sort=True
     ):
