@@ -167,32 +167,47 @@ def test_report_without_the_new_methods(tmp_path):
 
 
 def test_an_augmented_series_is_measured_against_the_unpruned_model_fine_tuned_the_same_way(tmp_path):
-    """With an augmentation, "lossless" is against the unpruned model fine-tuned with it:
-    here the augmentation lifts the unpruned model, so a pruned model as good as the
-    unaugmented reference is still a loss under its own recipe."""
-    paths = [_cell(tmp_path, "unpruned", 0, 0.80), _cell(tmp_path, "unpruned", 0, 0.86, aug="pca")]
+    """With an augmentation, "lossless" is against the unpruned model fine-tuned with it and
+    against the unaugmented one. pca here lifts the unpruned model, so a pruned model as good
+    as the unaugmented reference is still a loss under its own recipe; lda hurts it, so a
+    pruned model as good as the lda reference is still a loss against the model one would
+    otherwise deploy."""
+    paths = [
+        _cell(tmp_path, "unpruned", 0, 0.80),
+        _cell(tmp_path, "unpruned", 0, 0.86, aug="pca"),
+        _cell(tmp_path, "unpruned", 0, 0.74, aug="lda"),
+    ]
     for method in ("ga_ffn", "fisher"):
         paths.append(_cell(tmp_path, method, 70, 0.78, "flops"))
         paths.append(_cell(tmp_path, method, 70, 0.80 if method == "ga_ffn" else 0.70, "flops", aug="pca"))
-    bench = {m: _bench(m, {70: 2.6}, "flops") for m in ("ga_ffn", "fisher")}
+    paths.append(_cell(tmp_path, "ga_ffn", 70, 0.74, "flops", aug="lda"))
+    paths.append(_cell(tmp_path, "ga_ffn", 50, 0.86, "flops", aug="pca"))
+    bench = {m: _bench(m, {50: 1.7, 70: 2.6}, "flops") for m in ("ga_ffn", "fisher")}
     results = tables.load_results(paths, SETTINGS)
     pts = frontier.points(results, bench).set_index(["method", "augmentation", "rate"])
 
     aug_ref = pts.loc[("unpruned", "pca", 0)]  # the augmentation's own effect on the unpruned model
     assert aug_ref["reference"] == "unpruned/none" and aug_ref["vs_reference_low"] > 0
+    assert pts.loc[("unpruned", "lda", 0)]["vs_reference_high"] < 0
+
+    def cmp(aug, ref):
+        return results.compare(results.get("ga_ffn", "random-5", 70, aug), results.reference(ref))
+
     row = pts.loc[("ga_ffn", "pca", 70)]
-    same_recipe = results.compare(results.get("ga_ffn", "random-5", 70, "pca"), results.reference("pca"))
-    assert row["reference"] == "unpruned/pca" and row["vs_reference"] == pytest.approx(same_recipe.difference)
-    assert not row["lossless"]
-    assert results.compare(results.get("ga_ffn", "random-5", 70, "pca"), results.reference("none")).high >= 0
+    assert row["reference"] == "unpruned/pca unpruned/none"
+    assert row["vs_reference"] == pytest.approx(cmp("pca", "pca").difference)
+    assert row["vs_unaugmented"] == pytest.approx(cmp("pca", "none").difference)
+    assert cmp("pca", "none").high >= 0 and not row["lossless"]  # as good as unpruned/none, not unpruned/pca
+    row = pts.loc[("ga_ffn", "lda", 70)]
+    assert cmp("lda", "lda").high >= 0 and not row["lossless"]  # as good as unpruned/lda, not unpruned/none
+    assert pts.loc[("ga_ffn", "pca", 50)]["lossless"]  # better than both
     assert pts.loc[("ga_ffn", "none", 70)]["reference"] == "unpruned/none"
 
-    table = frontier.frontier_table(pts.reset_index(), 1.0)
-    assert set(zip(table["method"], table["augmentation"])) == {
-        (m, a) for m in ("ga_ffn", "fisher") for a in ("none", "pca")
-    }
-    vs = frontier.versus(results, bench).set_index("augmentation")
-    assert list(vs.index) == ["none", "pca"] and vs.loc["pca", "better"] == "ga_ffn"
+    table = frontier.frontier_table(pts.reset_index(), 1.0).set_index(["method", "augmentation"])
+    assert set(table.index) == {("ga_ffn", a) for a in ("none", "pca", "lda")} | {("fisher", "none"), ("fisher", "pca")}
+    assert table.loc[("ga_ffn", "pca"), "lossless_rate"] == 50
+    vs = frontier.versus(results, bench).set_index(["augmentation", "rate"])
+    assert list(vs.index) == [("none", 70), ("pca", 70)] and vs.loc[("pca", 70), "better"] == "ga_ffn"
     frontier.figure(pts.reset_index(), tmp_path / "f.png", metric="macro_f1", allocation_points=1.0)
 
     # a series fine-tuned with an augmentation the unpruned model was not: named, not skipped

@@ -9,8 +9,11 @@ Whatever a method's rate counts (heads, weights, or the encoder's FLOPs for ``fi
   (:mod:`.stats`, as claims.csv); difference from the unpruned reference with its
   interval. A series fine-tuned with an augmentation (the methods in ``finetune.methods``)
   is measured against the unpruned model fine-tuned with the same augmentation, so the
-  difference is what pruning costs under one recipe; the unpruned rows of the augmentations
-  give each augmentation's own effect on the unpruned model (against ``none``);
+  difference is what pruning costs under one recipe, and against the unpruned model without
+  augmentation (``vs_unaugmented``); it is lossless / within the allocation only when it
+  passes against both (an augmentation that also lifts the unpruned model cannot make a
+  loss look lossless, nor one that hurts it lower the bar). The unpruned rows of the
+  augmentations give each augmentation's own effect on the unpruned model;
 * speed-up: the mean over a rate's masks (search seeds) of median(unpruned) /
   median(pruned) latency, and a 95% interval from resampling each mask's interleaved timing
   pairs (as :func:`.tables.inference_gain`);
@@ -121,10 +124,12 @@ def _reference_rows(results: tables.Results) -> list[dict]:
 def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
     """One row per method, augmentation and rate (and the unpruned reference per
     augmentation): the metric and its interval, the difference from the unpruned model
-    fine-tuned with the same augmentation and its interval, whether the rate is lossless /
-    within the allocation, the measured speed-up and its interval."""
+    fine-tuned with the same augmentation and from the unaugmented one, with intervals,
+    whether the rate is lossless / within the allocation (against both), the measured
+    speed-up and its interval."""
     s = results.settings
     rows = _reference_rows(results)
+    base = results.reference("none")
     for (method, aug), by_rate in sorted(_groups(results).items()):
         speed = speedups(bench, method, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
         try:
@@ -136,14 +141,18 @@ def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
             ) from None
         for rate, cell in sorted(by_rate.items()):
             mean, low, high = results.interval(cell)
-            lossless, c0 = tables.passes(results, cell, ref, 0.0)
-            within, c1 = tables.passes(results, cell, ref, -s.allocation)
+            # an augmented series must also hold against the unaugmented reference: an
+            # augmentation that hurts the unpruned model would otherwise lower the bar
+            refs = [ref] if aug == "none" else [ref, base]
+            lossless = all(tables.passes(results, cell, r, 0.0)[0] for r in refs)
+            within = all(tables.passes(results, cell, r, -s.allocation)[0] for r in refs)
+            c0, c_base = results.compare(cell, ref), results.compare(cell, base)
             sp = speed.get(rate, {})
             rows.append(
                 {
                     "method": method,
                     "augmentation": aug,
-                    "reference": f"unpruned/{aug}",
+                    "reference": " ".join(f"unpruned/{r.augmentation}" for r in refs),
                     "unit": cell.unit,
                     "rate": rate,
                     "metric": s.metric,
@@ -154,6 +163,9 @@ def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
                     "vs_reference": c0.difference,
                     "vs_reference_low": c0.low,
                     "vs_reference_high": c0.high,
+                    "vs_unaugmented": c_base.difference,
+                    "vs_unaugmented_low": c_base.low,
+                    "vs_unaugmented_high": c_base.high,
                     "lossless": lossless,
                     "within": within,
                     "collapsed_runs": cell.collapsed_runs,
@@ -163,7 +175,7 @@ def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
                     "flop_speedup": sp.get("flop_speedup", math.nan),
                     "params": sp.get("params", math.nan),
                     "masks_timed": sp.get("masks", 0),
-                    "files": tables._files(cell, ref)
+                    "files": tables._files(cell, *refs)
                     + (f";{bench[method].get('file', '')}" if bench and method in bench else ""),
                 }
             )
