@@ -287,70 +287,69 @@ STYLE = {"ga": ("-", 2.2), "ga_ffn": ("-", 2.2), "fisher": ("--", 1.6), "fisher_
 
 
 def figure(pts: pd.DataFrame, path: str | Path, *, metric: str, allocation_points: float) -> list[str]:
-    """Test metric vs measured speed-up, one line per method and augmentation (augmented
-    series dotted), both with their 95% intervals; the unpruned reference (no augmentation)
-    at 1x with its interval shaded, the allocation below it dotted, and the unpruned model
-    with each other augmentation as a marker at 1x."""
-    fig, ax = plt.subplots(figsize=(8.5, 5.5))
-    refs = pts[pts["method"] == "unpruned"]
-    ref = refs[refs["augmentation"] == "none"].iloc[0]
-    ax.axhspan(ref["ci_low"], ref["ci_high"], color="black", alpha=0.08)
-    ax.axhline(ref["value"], color="black", linestyle="--", linewidth=1.2, label="unpruned")
-    ax.axhline(
-        ref["value"] - allocation_points / 100,
-        color="black",
-        linestyle=":",
-        linewidth=0.8,
-        label=f"unpruned - {allocation_points:g} point(s)",
-    )
-    ax.axvline(2.0, color="grey", linewidth=0.6)
-    for _, r in refs[refs["augmentation"] != "none"].iterrows():
-        ax.errorbar(
-            [1.0],
-            [r["value"]],
-            yerr=[[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]],
-            marker="D",
-            markersize=4,
-            capsize=2,
-            linestyle="none",
-            label=f"unpruned + {r['augmentation']}",
+    """Test metric vs measured speed-up, one panel per augmentation (no augmentation first),
+    one line per method in the same colour on every panel, both with their 95% intervals;
+    on each panel the unpruned model without augmentation dashed (its interval shaded, the
+    allocation below it dotted) and, on an augmentation's panel, the unpruned model
+    fine-tuned with it dash-dotted: the two references a point is decided against."""
+    refs = pts[pts["method"] == "unpruned"].set_index("augmentation")
+    series = pts[(pts["method"] != "unpruned") & pts["speedup"].notna()]
+    augs = ["none", *sorted(set(series["augmentation"]) - {"none"})]
+    present = set(series["method"])
+    methods = [m for m in STYLE if m in present] + sorted(present - set(STYLE))  # the duels' first
+    palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    colours = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, len(augs), figsize=(7.0 * len(augs), 5.5), sharey=True, squeeze=False)
+    ref = refs.loc["none"]
+    for ax, aug in zip(axes[0], augs):
+        ax.axhspan(ref["ci_low"], ref["ci_high"], color="black", alpha=0.08)
+        ax.axhline(ref["value"], color="black", linestyle="--", linewidth=1.2, label="unpruned")
+        ax.axhline(
+            ref["value"] - allocation_points / 100,
+            color="black",
+            linestyle=":",
+            linewidth=0.8,
+            label=f"unpruned - {allocation_points:g} point(s)",
         )
-    for (method, aug), group in pts[(pts["method"] != "unpruned") & pts["speedup"].notna()].groupby(
-        ["method", "augmentation"], sort=True
-    ):
-        group = group.sort_values("speedup")
-        style, width = STYLE.get(method, (":", 1.0))
-        if aug != "none":
-            style, width = ":", 1.0
-        xerr = np.array([group["speedup"] - group["speedup_low"], group["speedup_high"] - group["speedup"]])
-        yerr = np.array([group["value"] - group["ci_low"], group["ci_high"] - group["value"]])
-        bars = ax.errorbar(
-            group["speedup"],
-            group["value"],
-            xerr=np.clip(xerr, 0, None),
-            yerr=np.clip(yerr, 0, None),
-            linestyle=style,
-            linewidth=width,
-            marker="o",
-            markersize=3.5,
-            capsize=2,
-            label=method + ("" if aug == "none" else f" + {aug}") + f" ({group['unit'].iloc[0]})",
-        )
-        colour = bars[0].get_color()
-        for _, r in group.iterrows():
-            ax.annotate(
-                f"{int(r['rate'])}",
-                (r["speedup"], r["value"]),
-                textcoords="offset points",
-                xytext=(3, 3),
-                fontsize=6,
-                color=colour,
+        if aug != "none" and aug in refs.index:
+            ax.axhline(
+                refs.loc[aug, "value"], color="dimgrey", linestyle="-.", linewidth=1.0, label=f"unpruned + {aug}"
             )
-    ax.set_xlabel("measured inference speed-up on this CPU (unpruned latency / pruned latency)")
-    ax.set_ylabel(f"test {metric} after the shared fine-tuning (mean over runs)")
-    ax.set_title("Speed-quality frontier (numbers: the rate; heads % or FLOPs % removed by unit)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+        ax.axvline(2.0, color="grey", linewidth=0.6)
+        for method, group in series[series["augmentation"] == aug].groupby("method", sort=True):
+            group = group.sort_values("speedup")
+            style, width = STYLE.get(method, (":", 1.0))
+            xerr = np.array([group["speedup"] - group["speedup_low"], group["speedup_high"] - group["speedup"]])
+            yerr = np.array([group["value"] - group["ci_low"], group["ci_high"] - group["value"]])
+            ax.errorbar(
+                group["speedup"],
+                group["value"],
+                xerr=np.clip(xerr, 0, None),
+                yerr=np.clip(yerr, 0, None),
+                linestyle=style,
+                linewidth=width,
+                color=colours[method],
+                marker="o",
+                markersize=3.5,
+                capsize=2,
+                label=f"{method} ({group['unit'].iloc[0]})",
+            )
+            for _, r in group.iterrows():
+                ax.annotate(
+                    f"{int(r['rate'])}",
+                    (r["speedup"], r["value"]),
+                    textcoords="offset points",
+                    xytext=(3, 3),
+                    fontsize=6,
+                    color=colours[method],
+                )
+        ax.set_title("no augmentation" if aug == "none" else f"fine-tuned with the {aug} augmentation")
+        ax.set_xlabel("measured inference speed-up on this CPU (unpruned / pruned latency)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left", ncol=2)
+    axes[0][0].set_ylabel(f"test {metric} after the shared fine-tuning (mean over runs)")
+    fig.suptitle("Speed-quality frontier (numbers: the rate; heads % or FLOPs % removed by unit)")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
