@@ -130,8 +130,12 @@ def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
     s = results.settings
     rows = _reference_rows(results)
     base = results.reference("none")
-    for (method, aug), by_rate in sorted(_groups(results).items()):
-        speed = speedups(bench, method, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
+    groups = sorted(_groups(results).items())
+    speeds = {  # a method's timings are the same for every augmentation it was fine-tuned with
+        method: speedups(bench, method, resamples=s.resamples, confidence=s.confidence, seed=s.seed)
+        for (method, _), _ in groups
+    }
+    for (method, aug), by_rate in groups:
         try:
             ref = results.reference(aug)
         except ValueError as e:
@@ -144,10 +148,11 @@ def points(results: tables.Results, bench: dict | None) -> pd.DataFrame:
             # an augmented series must also hold against the unaugmented reference: an
             # augmentation that hurts the unpruned model would otherwise lower the bar
             refs = [ref] if aug == "none" else [ref, base]
-            lossless = all(tables.passes(results, cell, r, 0.0)[0] for r in refs)
+            held = [tables.passes(results, cell, r, 0.0) for r in refs]  # (passes, comparison) per reference
+            lossless = all(ok for ok, _ in held)
             within = all(tables.passes(results, cell, r, -s.allocation)[0] for r in refs)
-            c0, c_base = results.compare(cell, ref), results.compare(cell, base)
-            sp = speed.get(rate, {})
+            c0, c_base = held[0][1], held[-1][1]  # against ref and against base (the same when aug is none)
+            sp = speeds[method].get(rate, {})
             rows.append(
                 {
                     "method": method,
