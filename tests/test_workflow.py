@@ -139,23 +139,24 @@ def test_complete_run_has_nothing_to_do(completed):
 def test_beyond_overlay_adds_only_its_methods_and_builds_the_frontier(completed):
     """config/beyond.yaml on a finished run: only fisher, fisher_heads and ga_ffn are pruned
     (and fine-tuned, benched), then results/frontier.csv places every method on one axis;
-    ga_ffn opens from Fisher's search (init: fisher). The overlay's augmentations (here for
-    two of its augmented methods, to keep the test short) add augmented series and the
+    ga_ffn opens from Fisher's search (init: fisher). The overlay's augmentations (here pca
+    for two of its augmented methods, to keep the test short) add augmented series and the
     unpruned model fine-tuned with each, their reference."""
     small = {
         "prune": {"fisher": {"seq_len": 16}, "ga_ffn": {"seq_len": 16, "group_size": 16, "population": 3}},
-        "finetune": {"methods": ["ga", "ga_ffn"]},
+        "finetune": {"methods": ["ga", "ga_ffn"], "augmentations": ["none", "pca"]},
     }
     args = ["results/frontier.csv", *_overlay(completed, "small_beyond.yaml", small, "config/beyond.yaml")]
     planned = _planned_rules(completed, *args)
     tiny = yaml.safe_load((completed / "config" / "tiny.yaml").read_text())
     beyond = yaml.safe_load((completed / "config" / "beyond.yaml").read_text())
+    assert set(small["finetune"]["augmentations"]) < set(beyond["finetune"]["augmentations"])
     rates = len(tiny["prune"]["rates"])
-    new_augs = set(beyond["finetune"]["augmentations"]) - set(tiny["finetune"]["augmentations"])
+    new_augs = set(small["finetune"]["augmentations"]) - set(tiny["finetune"]["augmentations"])
     assert planned.get("prune") == 3 * rates and planned.get("frontier") == 1, planned
     # fisher, fisher_heads, ga_ffn without augmentation; ga_ffn with each; ga with the new
     # ones except at the reference rate (Table 4 fine-tunes it there with every compression)
-    augs = len(beyond["finetune"]["augmentations"]) - 1
+    augs = len(small["finetune"]["augmentations"]) - 1
     assert planned.get("finetune") == rates * (3 + augs) + (rates - 1) * len(new_augs), planned
     assert planned.get("finetune_reference") == len(new_augs), planned
     assert set(planned) <= {"prune", "finetune", "finetune_reference", "bench_inference", "frontier"}, planned
