@@ -338,6 +338,7 @@ def test_ga_ffn_runs_on_the_tiny_model_and_resumes(tiny_corpus, tmp_path):
         "grouping": "activation",
         "seq_len": 16,
         "init": "random",
+        "rearrange": False,
     }
     task = _tiny_task(d, texts, labels, params, 60, workdir=tmp_path / "w")
     (tmp_path / "w").mkdir()
@@ -370,6 +371,7 @@ def test_ga_ffn_parallel_workers_find_what_one_worker_finds(tiny_corpus, tmp_pat
         "grouping": "index",
         "seq_len": 16,
         "init": "random",
+        "rearrange": False,
     }
 
     def task(workers):
@@ -432,6 +434,7 @@ def test_evolve_opens_with_the_initial_individuals():
 def test_ga_ffn_seeded_with_fisher_keeps_the_seed_unless_something_beats_it(tiny_corpus):
     d, texts, labels = tiny_corpus(24)
     params = {**GA_PARAMS, "population": 3, "generations": 2, "group_size": 16, "grouping": "fisher", "seq_len": 16}
+    params["rearrange"] = False
     task = _tiny_task(d, texts, labels, {**params, "init": "fisher"}, 50)
     result = ga_ffn.run(task)
     x = result.extras
@@ -440,10 +443,37 @@ def test_ga_ffn_seeded_with_fisher_keeps_the_seed_unless_something_beats_it(tiny
     assert x["seed_won"] == (x["genes_changed_from_seed"] == 0)
     assert x["seed_flops_removed_percent"] >= 50.0 and result.achieved_rate() >= 50.0
     # the seed is Kwon et al.'s search over the genome built from the same Fisher importance
-    hi, ni, _ = ga_ffn.fisher_importance(task)
+    mask_fisher = ga_ffn.fisher_importance(task)
+    hi, ni = mask_fisher.heads, mask_fisher.neurons
     genome = ga_ffn.build_genome(task, ga_ffn.split_params(task.params)[1], ni)
     ops = ga_ffn.BudgetOps(genome, genome.costs.budget(50))
     seed_heads, seed_neurons = genome.decode(ops.greedy(hi, ni))
     assert x["seed_heads_kept"] == int(seed_heads.sum()) and x["seed_neurons_kept"] == int(seed_neurons.sum())
     with pytest.raises(ValueError, match="prune.ga_ffn.init"):
         ga_ffn.split_params({**params, "init": "fisher_heads"})
+
+
+def test_rearrange_moves_the_gas_best_mask_within_each_layer_as_kwon_et_al(tiny_corpus):
+    """``rearrange: true``: the same search, then Kwon et al.'s rearrangement of its best mask
+    with the seed's mask gradients: the counts per layer (so the FLOPs) stay, which heads
+    and neurons are kept is the official greedy pass's choice, and its loss does not rise."""
+    from lotteryprune.prune import fisher
+
+    d, texts, labels = tiny_corpus(24)
+    params = {**GA_PARAMS, "population": 3, "generations": 2, "group_size": 16, "grouping": "fisher", "seq_len": 16}
+    params["init"] = "fisher"
+    plain = ga_ffn.run(_tiny_task(d, texts, labels, {**params, "rearrange": False}, 50))
+    task = _tiny_task(d, texts, labels, {**params, "rearrange": True}, 50)
+    moved = ga_ffn.run(task)
+    assert moved.extras["best_fitness"] == plain.extras["best_fitness"]  # the search is unchanged
+    assert (moved.head_keep.sum(1) == plain.head_keep.sum(1)).all()
+    assert (moved.neuron_keep.sum(1) == plain.neuron_keep.sum(1)).all()
+    assert moved.flops == plain.flops
+    mf = ga_ffn.fisher_importance(task)
+    assert (moved.head_keep == fisher.rearrange(plain.head_keep, mf.head_grads)).all()
+    assert (moved.neuron_keep == fisher.rearrange(plain.neuron_keep, mf.neuron_grads)).all()
+    record = moved.extras["rearrangement"]
+    assert record["neurons_moved"] > 0 and (moved.neuron_keep != plain.neuron_keep).any()
+    for unit in ("heads", "neurons"):
+        assert record["block_fisher_loss_after"][unit] <= record["block_fisher_loss_before"][unit] + 1e-9
+    assert "rearrangement" not in plain.extras

@@ -21,6 +21,14 @@ filled, so it is full). Fisher's rearrangement and mask tuning are not part of t
 the GA moves whole groups, and every mask is fine-tuned from the pretrained weights anyway.
 ``init: random`` is the paper's random first generation.
 
+``rearrange: true`` (ours, off by default) applies Kwon et al.'s mask rearrangement
+(:func:`lotteryprune.prune.fisher.rearrange`) to the GA's best mask: within each layer, with
+the GA's counts of heads and neurons kept, the official greedy pass picks *which* heads and
+neurons, minimising the block-diagonal Fisher loss of the model the seed's Fisher was taken
+on. The GA decides how the budget is spread over layers and unit types; the rearrangement
+works per neuron, below the genome's granularity. FLOPs are unchanged (they depend on the
+counts only).
+
 The rate is the percent of the encoder's forward FLOPs removed at ``seq_len`` (``unit:
 flops``, :class:`lotteryprune.model.cost.UnitCosts`): every individual's FLOPs are at most
 the budget, and it is *full*: no pruned gene would still fit. The paper's count-preserving
@@ -58,7 +66,7 @@ from .task import PruneResult, PruneTask
 
 log = logging.getLogger(__name__)
 
-OWN_KEYS = ("group_size", "grouping", "seq_len", "init")
+OWN_KEYS = ("group_size", "grouping", "seq_len", "init", "rearrange")
 GROUPINGS = ("activation", "fisher", "index")
 INITS = ("random", "fisher")
 SIGNATURE_VERSION = 2
@@ -310,15 +318,56 @@ def split_params(section: dict) -> tuple[ga.GAParams, dict]:
     return params, own
 
 
-def fisher_importance(task: PruneTask) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Kwon et al.'s importance of every head [L, H] and neuron [L, F] on the task's lottery
-    sample (:func:`lotteryprune.prune.fisher.task_gradients`: trained on the sample, one
-    gradient per text), and the seconds it took."""
-    from .fisher import fisher_information, task_gradients
+@dataclass(frozen=True)
+class MaskFisher:
+    """Kwon et al.'s mask gradients on the task's lottery sample: per text, of every head
+    ``[N, L, H]`` and neuron ``[N, L, F]``, and the seconds they took."""
+
+    head_grads: torch.Tensor
+    neuron_grads: torch.Tensor
+    seconds: dict
+
+    @property
+    def heads(self) -> np.ndarray:
+        from .fisher import fisher_information
+
+        return fisher_information(self.head_grads)
+
+    @property
+    def neurons(self) -> np.ndarray:
+        from .fisher import fisher_information
+
+        return fisher_information(self.neuron_grads)
+
+    def rearrange(self, heads: np.ndarray, neurons: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Kwon et al.'s rearrangement of a mask, the counts per layer kept, and its record."""
+        from .fisher import block_fisher_loss, rearrange
+
+        new_heads, new_neurons = rearrange(heads, self.head_grads), rearrange(neurons, self.neuron_grads)
+        record = {
+            "heads_moved": int((new_heads != heads).sum()) // 2,
+            "neurons_moved": int((new_neurons != neurons).sum()) // 2,
+            "block_fisher_loss_before": {
+                "heads": block_fisher_loss(heads, self.head_grads),
+                "neurons": block_fisher_loss(neurons, self.neuron_grads),
+            },
+            "block_fisher_loss_after": {
+                "heads": block_fisher_loss(new_heads, self.head_grads),
+                "neurons": block_fisher_loss(new_neurons, self.neuron_grads),
+            },
+        }
+        return new_heads, new_neurons, record
+
+
+def fisher_importance(task: PruneTask) -> MaskFisher:
+    """Kwon et al.'s mask gradients of every head and neuron on the task's lottery sample
+    (:func:`lotteryprune.prune.fisher.task_gradients`: trained on the sample, one gradient
+    per text); their importance is :attr:`MaskFisher.heads` / :attr:`MaskFisher.neurons`."""
+    from .fisher import task_gradients
 
     model, _, hg, ng, seconds = task_gradients(task, neurons=True)
     del model
-    return fisher_information(hg), fisher_information(ng), seconds
+    return MaskFisher(hg, ng, seconds)
 
 
 def build_genome(task: PruneTask, own: dict, neuron_importance: np.ndarray | None = None) -> Genome:
@@ -362,10 +411,10 @@ def run(task: PruneTask) -> PruneResult:
     """``ga_ffn``: the genetic search over heads and neuron groups within the FLOPs budget
     of ``task.rate`` (percent of the encoder's forward FLOPs removed)."""
     params, own = split_params(task.params)
-    head_fisher = neuron_fisher = None
-    fisher_seconds = {}
-    if own["init"] == "fisher" or own["grouping"] == "fisher":
-        head_fisher, neuron_fisher, fisher_seconds = fisher_importance(task)
+    head_fisher = neuron_fisher = mask_fisher = None
+    if own["init"] == "fisher" or own["grouping"] == "fisher" or own["rearrange"]:
+        mask_fisher = fisher_importance(task)
+        head_fisher, neuron_fisher = mask_fisher.heads, mask_fisher.neurons
     genome = build_genome(task, own, neuron_fisher)
     budget = genome.costs.budget(task.rate)
     ops = BudgetOps(genome, budget)
@@ -424,6 +473,13 @@ def run(task: PruneTask) -> PruneResult:
             "seed_neurons_kept": int(seed_neurons.sum()),
             "genes_changed_from_seed": changed,
         }
+    rearranged = {}
+    if own["rearrange"]:
+        heads, neurons, record = mask_fisher.rearrange(heads, neurons)
+        rearranged = {"rearrangement": record}
+        log.info(
+            "rearranged the best mask: %d heads and %d neurons moved", record["heads_moved"], record["neurons_moved"]
+        )
     kept, full = genome.costs.encoder(heads, neurons), genome.costs.full_encoder
     return PruneResult(
         head_keep=heads,
@@ -446,7 +502,8 @@ def run(task: PruneTask) -> PruneResult:
             "neurons_kept": int(neurons.sum()),
             "genes": genome.length,
             **seeded,
-            **({"fisher_seconds": fisher_seconds} if fisher_seconds else {}),
+            **rearranged,
+            **({"fisher_seconds": mask_fisher.seconds} if mask_fisher is not None else {}),
             **own,
         },
     )
