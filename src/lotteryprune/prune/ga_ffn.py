@@ -21,7 +21,7 @@ filled, so it is full). Fisher's rearrangement and mask tuning are not part of t
 the GA moves whole groups, and every mask is fine-tuned from the pretrained weights anyway.
 ``init: random`` is the paper's random first generation.
 
-``rearrange: true`` (ours, off by default) applies Kwon et al.'s mask rearrangement
+``rearrange: true`` (ours; the default config's choice, docs/methods.md) applies Kwon et al.'s mask rearrangement
 (:func:`lotteryprune.prune.fisher.rearrange`) to the GA's best mask: within each layer, with
 the GA's counts of heads and neurons kept, the official greedy pass picks *which* heads and
 neurons, minimising the block-diagonal Fisher loss of the model the seed's Fisher was taken
