@@ -281,6 +281,35 @@ def block_fisher_loss(keep: np.ndarray, grads: torch.Tensor) -> float:
     return float(per_sample.pow(2).sum())
 
 
+def rearrange_masks(
+    heads: np.ndarray,
+    neurons: np.ndarray | None,
+    head_grads: torch.Tensor,
+    neuron_grads: torch.Tensor | None,
+    *,
+    apply: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """:func:`rearrange` of a head mask and (if any) a neuron mask, and the record of it:
+    units moved, :func:`block_fisher_loss` before and after (``apply=False``: the masks
+    unchanged, the record of the loss only)."""
+    new_heads = rearrange(heads, head_grads) if apply else heads
+    new_neurons = None if neurons is None else (rearrange(neurons, neuron_grads) if apply else neurons)
+
+    def loss(h, n):
+        return {
+            "heads": block_fisher_loss(h, head_grads),
+            "neurons": None if n is None else block_fisher_loss(n, neuron_grads),
+        }
+
+    record = {
+        "heads_moved": int((new_heads != heads).sum()) // 2,
+        "neurons_moved": None if neurons is None else int((new_neurons != neurons).sum()) // 2,
+        "block_fisher_loss_before": loss(heads, neurons),
+        "block_fisher_loss_after": loss(new_heads, new_neurons),
+    }
+    return new_heads, new_neurons, record
+
+
 # --------------------------------------------------------------------------- 4. mask tuning
 
 
@@ -609,26 +638,7 @@ def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
     times["search"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    before = {
-        "heads": block_fisher_loss(heads, hg),
-        "neurons": block_fisher_loss(neurons, ng) if with_neurons else None,
-    }
-    if p.rearrange:
-        new_heads = rearrange(heads, hg)
-        new_neurons = rearrange(neurons, ng) if with_neurons else None
-    else:
-        new_heads, new_neurons = heads, neurons
-    after = {
-        "heads": block_fisher_loss(new_heads, hg),
-        "neurons": block_fisher_loss(new_neurons, ng) if with_neurons else None,
-    }
-    rearranged = {
-        "heads_moved": int((new_heads != heads).sum()) // 2,
-        "neurons_moved": int((new_neurons != neurons).sum()) // 2 if with_neurons else None,
-        "block_fisher_loss_before": before,
-        "block_fisher_loss_after": after,
-    }
-    heads, neurons = new_heads, new_neurons
+    heads, neurons, rearranged = rearrange_masks(heads, neurons, hg, ng if with_neurons else None, apply=p.rearrange)
     times["rearrange"] = time.perf_counter() - t
     eff = _effective_neurons(heads, neurons, F)
 

@@ -21,11 +21,11 @@ filled, so it is full). Fisher's rearrangement and mask tuning are not part of t
 the GA moves whole groups, and every mask is fine-tuned from the pretrained weights anyway.
 ``init: random`` is the paper's random first generation.
 
-``rearrange: true`` (ours; the default config's choice, docs/methods.md) applies Kwon et al.'s mask rearrangement
-(:func:`lotteryprune.prune.fisher.rearrange`) to the GA's best mask: within each layer, with
-the GA's counts of heads and neurons kept, the official greedy pass picks *which* heads and
-neurons, minimising the block-diagonal Fisher loss of the model the seed's Fisher was taken
-on. The GA decides how the budget is spread over layers and unit types; the rearrangement
+``rearrange: true`` (ours; the default config's choice, docs/methods.md) applies Kwon et
+al.'s mask rearrangement (:func:`lotteryprune.prune.fisher.rearrange_masks`) to the GA's
+best mask: within each layer, with the GA's counts of heads and neurons kept, the official
+greedy pass picks *which* heads and neurons, minimising the block-diagonal Fisher loss of
+the model the seed's Fisher was taken on. The GA decides how the budget is spread over layers and unit types; the rearrangement
 works per neuron, below the genome's granularity. FLOPs are unchanged (they depend on the
 counts only).
 
@@ -341,22 +341,9 @@ class MaskFisher:
 
     def rearrange(self, heads: np.ndarray, neurons: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         """Kwon et al.'s rearrangement of a mask, the counts per layer kept, and its record."""
-        from .fisher import block_fisher_loss, rearrange
+        from .fisher import rearrange_masks
 
-        new_heads, new_neurons = rearrange(heads, self.head_grads), rearrange(neurons, self.neuron_grads)
-        record = {
-            "heads_moved": int((new_heads != heads).sum()) // 2,
-            "neurons_moved": int((new_neurons != neurons).sum()) // 2,
-            "block_fisher_loss_before": {
-                "heads": block_fisher_loss(heads, self.head_grads),
-                "neurons": block_fisher_loss(neurons, self.neuron_grads),
-            },
-            "block_fisher_loss_after": {
-                "heads": block_fisher_loss(new_heads, self.head_grads),
-                "neurons": block_fisher_loss(new_neurons, self.neuron_grads),
-            },
-        }
-        return new_heads, new_neurons, record
+        return rearrange_masks(heads, neurons, self.head_grads, self.neuron_grads)
 
 
 def fisher_importance(task: PruneTask) -> MaskFisher:
