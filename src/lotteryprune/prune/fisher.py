@@ -638,7 +638,7 @@ def fisher_prune(task: PruneTask, *, with_neurons: bool) -> PruneResult:
     times["search"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    heads, neurons, rearranged = rearrange_masks(heads, neurons, hg, ng if with_neurons else None, apply=p.rearrange)
+    heads, neurons, rearranged = rearrange_masks(heads, neurons, hg, ng, apply=p.rearrange)
     times["rearrange"] = time.perf_counter() - t
     eff = _effective_neurons(heads, neurons, F)
 

@@ -25,9 +25,9 @@ the GA moves whole groups, and every mask is fine-tuned from the pretrained weig
 al.'s mask rearrangement (:func:`lotteryprune.prune.fisher.rearrange_masks`) to the GA's
 best mask: within each layer, with the GA's counts of heads and neurons kept, the official
 greedy pass picks *which* heads and neurons, minimising the block-diagonal Fisher loss of
-the model the seed's Fisher was taken on. The GA decides how the budget is spread over layers and unit types; the rearrangement
-works per neuron, below the genome's granularity. FLOPs are unchanged (they depend on the
-counts only).
+the model the seed's Fisher was taken on. The GA decides how the budget is spread over
+layers and unit types; the rearrangement works per neuron, below the genome's granularity.
+FLOPs are unchanged (they depend on the counts only).
 
 The rate is the percent of the encoder's forward FLOPs removed at ``seq_len`` (``unit:
 flops``, :class:`lotteryprune.model.cost.UnitCosts`): every individual's FLOPs are at most
